@@ -1,0 +1,556 @@
+"""DynamoDB layout and access: key formats, tables, batched writes, queries; and a small CLI.
+
+    python dynamo.py create-tables      # idempotent: tables, status index, TTL
+    python dynamo.py flush              # send the buffer
+    python dynamo.py status --device NAME
+
+This module is the one place that knows the key formats. It imports boto3 only inside the
+functions that talk to AWS, so the minute jobs pay for boto3 only when they flush.
+"""
+
+import datetime as dt
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+import filebuffer
+from utils import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ArgumentParser,
+    ConfigError,
+    JobFailed,
+    add_config_flags,
+    load_config,
+    run_cli,
+    setup_logging,
+    utc_now,
+)
+
+log = logging.getLogger("dynamo")
+
+INDEX_NAME = "status-index"
+TABLE_KINDS = ("minutes", "hours", "days")
+BATCH_LIMIT = 25  # BatchWriteItem's documented maximum
+FLUSH_BUDGET_SECONDS = 40.0  # a minute job must end well inside its minute
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 2.0
+UNREACHABLE_CODES = {
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "InternalFailure",
+}
+CREDENTIAL_CODES = {
+    "UnrecognizedClientException", "InvalidSignatureException", "AccessDeniedException",
+    "ExpiredTokenException", "MissingAuthenticationTokenException", "InvalidClientTokenId",
+}
+
+
+# --- keys: the only place their formats are written -------------------------------------
+
+def sensor_prefix(device, sensor):
+    return f"device#{device}#sensor#{sensor}"
+
+
+def status_key(device, sensor):
+    """pk_status of items not yet aggregated."""
+    return f"{sensor_prefix(device, sensor)}#status#new"
+
+
+def minute_key(device, sensor, ts):
+    """(pk, sk) of a minute item: the hour partition and the minute."""
+    return f"{sensor_prefix(device, sensor)}#date#{ts:%Y-%m-%d-%H}", f"time#{ts:%M}"
+
+
+def hour_key(device, sensor, hour_start):
+    """(pk, sk) of an hour item: the day partition and the hour."""
+    return f"{sensor_prefix(device, sensor)}#date#{hour_start:%Y-%m-%d}", f"time#{hour_start:%H}"
+
+
+def day_key(device, sensor, day):
+    """(pk, sk) of a day item: the month partition and the day."""
+    return f"{sensor_prefix(device, sensor)}#date#{day:%Y-%m}", f"time#{day:%d}"
+
+
+def registry_key(device, sensor):
+    """(pk, sk) of the item that records that `device` has `sensor` (kept in the minutes table).
+
+    It starts with device#NAME# so a device's IAM policy (dynamodb:LeadingKeys) covers it.
+    """
+    return f"device#{device}#registry", f"sensor#{sensor}"
+
+
+def parse_partition(pk):
+    """(device, sensor, period_start) from a minutes/hours/days pk; period_start is UTC."""
+    parts = pk.split("#")
+    if len(parts) != 6 or parts[0] != "device" or parts[2] != "sensor" or parts[4] != "date":
+        raise ValueError(f"not a data partition key: {pk!r}")
+    fields = [int(part) for part in parts[5].split("-")]
+    if len(fields) in (3, 4):  # a day (hours table) or an hour (minutes table)
+        start = dt.datetime(*fields, tzinfo=dt.timezone.utc)
+    elif len(fields) == 2:
+        start = dt.datetime(fields[0], fields[1], 1, tzinfo=dt.timezone.utc)
+    else:
+        raise ValueError(f"not a data partition key: {pk!r}")
+    return parts[1], parts[3], start
+
+
+def sk_number(sk):
+    """The minute, hour or day number in an sk such as time#07."""
+    return int(sk.split("#", 1)[1])
+
+
+def format_ts(ts):
+    """2025-06-21T19:00:03.241969+00:00"""
+    return ts.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def table_names(prefix):
+    return {kind: f"{prefix}-{kind}" for kind in TABLE_KINDS}
+
+
+def number(value):
+    """A DynamoDB number attribute value."""
+    return {"N": format(value, "d") if isinstance(value, int) else repr(float(value))}
+
+
+def minute_item(reading, retention_days=None):
+    """The minutes-table item of a buffered reading, in DynamoDB's attribute-value form."""
+    pk, sk = minute_key(reading.device, reading.sensor, reading.ts)
+    item = {
+        "pk": {"S": pk},
+        "sk": {"S": sk},
+        "ts": {"S": format_ts(reading.ts)},
+        "pk_status": {"S": status_key(reading.device, reading.sensor)},
+    }
+    for name, value in reading.values.items():
+        item[name] = number(value)
+    if retention_days:
+        item["ttl"] = number(int(reading.ts.timestamp()) + retention_days * 86400)
+    return item
+
+
+def plain(item):
+    """A DynamoDB item as plain Python: numbers as int or float, strings as str."""
+    out = {}
+    for name, value in item.items():
+        (kind, raw), = value.items()
+        if kind == "N":
+            out[name] = int(raw) if raw.lstrip("-").isdigit() else float(raw)
+        else:
+            out[name] = raw
+    return out
+
+
+# --- clients and errors -------------------------------------------------------------------
+
+def aws_client(service="dynamodb"):
+    """A boto3 client with standard retries and short timeouts: a dead link can't hang cron.
+
+    boto3 reads AWS_DEFAULT_REGION but not AWS_REGION (the name the other AWS SDKs use);
+    SPEC.md promises both, so AWS_REGION is passed on when boto3 would find no region.
+    """
+    import os
+
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import NoRegionError
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=3,
+        read_timeout=10,
+    )
+    region = None if os.environ.get("AWS_DEFAULT_REGION") else os.environ.get("AWS_REGION") or None
+    try:
+        return boto3.client(service, config=config, region_name=region)
+    except NoRegionError:
+        raise ConfigError("no AWS region: set AWS_REGION (or a profile with a region)") from None
+
+
+class CloudUnreachable(Exception):
+    """DynamoDB could not be reached or kept refusing; try again later."""
+
+
+def classify(error, table=None):
+    """Turn a botocore error into CloudUnreachable, ConfigError or JobFailed."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError as BotoConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    if isinstance(error, (BotoConnectionError, HTTPClientError)):
+        return CloudUnreachable(str(error))
+    if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
+        return ConfigError("no AWS credentials found: configure them as boto3 reads them (README)")
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in UNREACHABLE_CODES or status >= 500:
+            return CloudUnreachable(f"{code}: {error}")
+        if code == "ResourceNotFoundException":
+            name = f"table {table}" if table else "a table"
+            return ConfigError(f"{name} does not exist: run 'python dynamo.py create-tables'")
+        if code in CREDENTIAL_CODES:
+            return ConfigError(f"AWS refused the credentials ({code})")
+        return JobFailed(f"DynamoDB rejected the request: {code}: {error.response['Error'].get('Message', '')}")
+    return error
+
+
+def call(operation, table=None, **kwargs):
+    """Run a client call, raising the project's errors instead of botocore's."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return operation(**kwargs)
+    except (BotoCoreError, ClientError) as error:
+        raise classify(error, table) from None
+
+
+def query_all(client, **kwargs):
+    """Every item of a query, following LastEvaluatedKey."""
+    while True:
+        page = call(client.query, kwargs.get("TableName"), **kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def batch_write(client, table, requests, deadline, sleep=time.sleep, clock=time.monotonic):
+    """BatchWriteItem up to 25 requests, retrying UnprocessedItems with backoff and jitter.
+
+    Returns the requests DynamoDB acknowledged (all of them unless the deadline passed).
+    Requests must have distinct keys: DynamoDB rejects a batch that names a key twice.
+    """
+    if len(requests) > BATCH_LIMIT:
+        raise ValueError(f"a batch takes at most {BATCH_LIMIT} requests, not {len(requests)}")
+    pending = list(requests)
+    attempt = 0
+    while pending:
+        response = call(client.batch_write_item, table, RequestItems={table: pending})
+        unprocessed = response.get("UnprocessedItems", {}).get(table, [])
+        if not unprocessed:
+            return requests
+        attempt += 1
+        delay = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** attempt))
+        if clock() + delay >= deadline:
+            left = {_request_key(request) for request in unprocessed}
+            return [request for request in requests if _request_key(request) not in left]
+        log.info("%d of %d items unprocessed; retrying in %.2fs", len(unprocessed), len(pending), delay)
+        sleep(delay)
+        pending = unprocessed
+    return requests
+
+
+def _request_key(request):
+    body = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
+    return body["pk"]["S"], body["sk"]["S"]
+
+
+# --- create-tables --------------------------------------------------------------------------
+
+def table_definition(name):
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": attribute, "AttributeType": "S"}
+            for attribute in ("pk", "sk", "pk_status", "ts")
+        ],
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [{
+            "IndexName": INDEX_NAME,
+            "KeySchema": [
+                {"AttributeName": "pk_status", "KeyType": "HASH"},
+                {"AttributeName": "ts", "KeyType": "RANGE"},
+            ],
+            # The aggregator needs only the keys to find its work: smaller index writes.
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }],
+    }
+
+
+def create_tables(config, client=None):
+    """Create the three tables and their status index if missing; wait until ACTIVE; TTL."""
+    client = client or aws_client()
+    names = table_names(config["table_prefix"])
+    created = []
+    for kind, name in names.items():
+        try:
+            call(client.create_table, name, **table_definition(name))
+            created.append(name)
+            log.info("creating table %s", name)
+        except JobFailed as error:
+            if "ResourceInUseException" not in str(error):
+                raise
+    for name in names.values():
+        waiter = client.get_waiter("table_exists")
+        waiter.wait(TableName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 90})
+        check_layout(call(client.describe_table, name, TableName=name)["Table"])
+    if config.get("retention_days"):
+        enable_ttl(client, names["minutes"])
+    return created
+
+
+def check_layout(description):
+    """Refuse to use an existing table whose keys or index differ from ours."""
+    expected = table_definition(description["TableName"])
+    keys = sorted((k["AttributeName"], k["KeyType"]) for k in description.get("KeySchema", []))
+    indexes = {index["IndexName"]: index for index in description.get("GlobalSecondaryIndexes", [])}
+    wanted = sorted((k["AttributeName"], k["KeyType"]) for k in expected["KeySchema"])
+    index = indexes.get(INDEX_NAME)
+    index_keys = sorted((k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]) if index else None
+    wanted_index = sorted(
+        (k["AttributeName"], k["KeyType"]) for k in expected["GlobalSecondaryIndexes"][0]["KeySchema"]
+    )
+    if keys != wanted or index_keys != wanted_index:
+        raise JobFailed(
+            f"table {description['TableName']} exists with another layout "
+            f"(keys {keys}, {INDEX_NAME} {index_keys}): use another --table-prefix"
+        )
+
+
+def enable_ttl(client, table):
+    current = call(client.describe_time_to_live, table, TableName=table)["TimeToLiveDescription"]
+    if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+        return
+    call(client.update_time_to_live, table, TableName=table,
+         TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+    log.info("enabled TTL on %s", table)
+
+
+# --- flush ------------------------------------------------------------------------------------
+
+@dataclass
+class FlushResult:
+    sent: int = 0  # readings acknowledged by DynamoDB (files removed)
+    left: int = 0  # readings still buffered (budget, or the cloud went away)
+    batches: int = 0
+
+
+REGISTRY_FILE = ".registered.json"
+
+
+def _registered(buffer):
+    try:
+        return set(json.loads((buffer.directory / REGISTRY_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def register_sensors(client, buffer, table, readings):
+    """Write each new (device, sensor) registry item once, so the aggregator needs no Scan."""
+    known = _registered(buffer)
+    new = {f"{table}|{r.device}|{r.sensor}" for r in readings} - known
+    for entry in sorted(new):
+        _table, device, sensor = entry.split("|")
+        pk, sk = registry_key(device, sensor)
+        call(client.put_item, table, TableName=table,
+             Item={"pk": {"S": pk}, "sk": {"S": sk}, "device": {"S": device}, "sensor": {"S": sensor}})
+    if new:
+        filebuffer.write_atomically(buffer.directory, REGISTRY_FILE, json.dumps(sorted(known | new)))
+
+
+def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic, sleep=time.sleep):
+    """Send buffered readings oldest first in batches of 25; delete each file once acknowledged.
+
+    Raises buffer.BufferLocked when another flush runs, CloudUnreachable when DynamoDB can't be
+    reached (the rest stays buffered), ConfigError for missing tables or credentials.
+    """
+    buffer = filebuffer.Buffer(config["buffer_dir"])
+    table = table_names(config["table_prefix"])["minutes"]
+    result = FlushResult()
+    deadline = clock() + budget
+    with buffer.lock():
+        paths = buffer.pending()
+        index = 0
+        while index < len(paths):
+            if clock() >= deadline:
+                log.info("flush budget of %.0fs spent; the rest waits for the next run", budget)
+                break
+            batch = {}  # (pk, sk) -> (reading, [paths]); a later reading of a minute replaces it
+            while index < len(paths) and len(batch) < BATCH_LIMIT:
+                path = paths[index]
+                index += 1
+                reading = buffer.load(path)
+                if reading is None:
+                    continue
+                key = minute_key(reading.device, reading.sensor, reading.ts)
+                earlier, earlier_paths = batch.get(key, (None, []))
+                newest = reading if earlier is None or reading.ts >= earlier.ts else earlier
+                batch[key] = (newest, earlier_paths + [path])
+            if not batch:
+                continue
+            client = client or aws_client()
+            register_sensors(client, buffer, table, [reading for reading, _ in batch.values()])
+            requests = [
+                {"PutRequest": {"Item": minute_item(reading, config.get("retention_days"))}}
+                for reading, _ in batch.values()
+            ]
+            acknowledged = batch_write(client, table, requests, deadline, sleep=sleep, clock=clock)
+            result.batches += 1
+            done = [path for request in acknowledged for path in batch[_request_key(request)][1]]
+            result.sent += buffer.remove(done)
+            if len(acknowledged) < len(requests):
+                log.info("flush budget spent retrying unprocessed items")
+                break
+        result.left = buffer.count()
+    return result
+
+
+def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):
+    """Flush as the minute jobs do: an unreachable cloud or a busy lock is logged, not fatal."""
+    try:
+        result = flush(config, budget)
+    except filebuffer.BufferLocked:
+        log.info("another flush is running; this reading waits in the buffer")
+        return None
+    except CloudUnreachable as error:
+        log.warning("DynamoDB unreachable, readings stay buffered (%d waiting): %s",
+                    filebuffer.Buffer(config["buffer_dir"]).count(), error)
+        return None
+    log.info("flushed %d readings in %d batches, %d left", result.sent, result.batches, result.left)
+    return result
+
+
+# --- status -----------------------------------------------------------------------------------
+
+def sensors_of(client, table, device):
+    """The sensors `device` has recorded, from its registry items."""
+    pk, _ = registry_key(device, "")
+    items = query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
+                      ExpressionAttributeValues={":pk": {"S": pk}})
+    return sorted((item["sensor"]["S"] for item in items), key=lambda s: (not s.isdigit(), s.zfill(3)))
+
+
+def count_awaiting(client, table, device, sensor):
+    total, kwargs = 0, {
+        "TableName": table, "IndexName": INDEX_NAME, "Select": "COUNT",
+        "KeyConditionExpression": "pk_status = :s",
+        "ExpressionAttributeValues": {":s": {"S": status_key(device, sensor)}},
+    }
+    while True:
+        page = call(client.query, table, **kwargs)
+        total += page.get("Count", 0)
+        if "LastEvaluatedKey" not in page:
+            return total
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def newest_item(client, table, partitions):
+    """The newest item in the first non-empty partition of `partitions` (newest first)."""
+    for pk in partitions:
+        page = call(client.query, table, TableName=table, KeyConditionExpression="pk = :pk",
+                    ExpressionAttributeValues={":pk": {"S": pk}}, ScanIndexForward=False, Limit=1)
+        if page.get("Items"):
+            return plain(page["Items"][0])
+    return None
+
+
+def newest_reading(client, table, device, sensor, now, hours_back=72):
+    partitions = (minute_key(device, sensor, now - dt.timedelta(hours=h))[0] for h in range(hours_back))
+    return newest_item(client, table, partitions)
+
+
+def newest_aggregated_hour(client, table, device, sensor, now, days_back=62):
+    partitions = (hour_key(device, sensor, now - dt.timedelta(days=d))[0] for d in range(days_back))
+    item = newest_item(client, table, partitions)
+    if item is None:
+        return None
+    _device, _sensor, day = parse_partition(item["pk"])
+    return day + dt.timedelta(hours=sk_number(item["sk"]))
+
+
+def status_lines(config, client=None, now=None):
+    """What `dynamo.py status` prints: the buffer, then each sensor of the device."""
+    now = now or utc_now()
+    buffer = filebuffer.Buffer(config["buffer_dir"])
+    pending = buffer.pending()
+    oldest = ""
+    if pending:
+        reading = buffer.load(pending[0])
+        oldest = f", oldest {format_ts(reading.ts)}" if reading else ""
+    yield (f"buffer {buffer.directory}: {len(pending)} readings waiting{oldest}; "
+           f"{buffer.count('held')} held (clock), {buffer.count('bad')} bad")
+    client = client or aws_client()
+    names = table_names(config["table_prefix"])
+    device = config["device"]
+    sensors = sensors_of(client, names["minutes"], device)
+    if not sensors:
+        yield f"device {device}: no readings stored in {names['minutes']} yet"
+        return
+    for sensor in sensors:
+        newest = newest_reading(client, names["minutes"], device, sensor, now)
+        newest_text = newest["ts"] if newest else "none in the last 72 hours"
+        hour = newest_aggregated_hour(client, names["hours"], device, sensor, now)
+        hour_text = f"{hour:%Y-%m-%d %H}:00" if hour else "none"
+        waiting = count_awaiting(client, names["minutes"], device, sensor)
+        yield (f"device {device} sensor {sensor}: newest reading {newest_text}; "
+               f"{waiting} awaiting aggregation; newest aggregated hour {hour_text}")
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+COMMON_KEYS = ("table_prefix", "buffer_dir", "log_dir")
+
+
+def build_parser():
+    parser = ArgumentParser(prog="dynamo.py", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    create = commands.add_parser("create-tables", help="create the tables (idempotent)")
+    add_config_flags(create, COMMON_KEYS)
+    flush_parser = commands.add_parser("flush", help="send the buffered readings")
+    add_config_flags(flush_parser, COMMON_KEYS)
+    flush_parser.add_argument("--time-budget", type=float, default=FLUSH_BUDGET_SECONDS,
+                              metavar="SECONDS", help="stop sending after this long (default 40)")
+    status = commands.add_parser("status", help="backlog, newest reading, newest aggregate")
+    add_config_flags(status, ("device",) + COMMON_KEYS)
+    return parser
+
+
+KEYS_OF = {
+    "create-tables": COMMON_KEYS + ("retention_days",),
+    "flush": COMMON_KEYS + ("retention_days",),
+    "status": ("device",) + COMMON_KEYS,
+}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    config = load_config(args, KEYS_OF[args.command])
+    setup_logging(config["log_dir"], "dynamo")
+    if args.command == "create-tables":
+        try:
+            created = create_tables(config)
+        except CloudUnreachable as error:
+            raise JobFailed(f"DynamoDB unreachable: {error}") from None
+        names = ", ".join(table_names(config["table_prefix"]).values())
+        print(f"created {', '.join(created)}" if created else f"tables exist: {names}")
+        return EXIT_OK
+    if args.command == "flush":
+        if not 0 < args.time_budget <= 86400:
+            raise ConfigError(f"--time-budget must be from 0 to 86400 seconds, got {args.time_budget}")
+        flush_and_report(config, args.time_budget)
+        return EXIT_OK
+    if args.command == "status":
+        try:
+            for line in status_lines(config):
+                print(line)
+        except CloudUnreachable as error:
+            print(f"Error: DynamoDB unreachable: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,283 @@
+"""The durable on-disk buffer: one JSON file per reading, until DynamoDB acknowledged it.
+
+A file is written to a temporary name, fsynced, renamed into place and the directory fsynced,
+so a crash or power cut leaves either the whole reading or none of it. Names sort by reading
+time (`20250621T190003.241969Z-alex_rpi-4.json`: no colons, valid on any filesystem), so a
+plain sorted listing is oldest first. Files that can't be read or aren't valid readings are
+moved to `bad/`; readings taken with an implausible clock go to `held/` and are never sent.
+"""
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT_VERSION = 1
+SUFFIX = ".json"
+TEMP_PREFIX = ".tmp-"
+# A temp file older than this was left by a process that died before its rename.
+STALE_TEMP_SECONDS = 120
+BME280_SENSOR = "bme280"
+BME280_QUANTITIES = ("temperature_c", "humidity_pct", "pressure_hpa")
+PIN_SENSOR_RE = re.compile(r"^(?:[0-9]|1[0-9]|2[0-7])$")
+DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+EARLIEST_PLAUSIBLE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+# systemd-timesyncd touches this file on every synchronisation; /run is emptied at boot.
+TIMESYNC_DIR = Path("/run/systemd/timesync")
+MAX_FUTURE = dt.timedelta(days=1)
+
+log = logging.getLogger(__name__)
+
+
+class BufferError(Exception):
+    """The buffer directory can't be written."""
+
+
+class BufferLocked(Exception):
+    """Another process holds the buffer's flush lock."""
+
+
+class InvalidReading(Exception):
+    """A buffer file is not a valid reading."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    device: str
+    sensor: str
+    ts: dt.datetime
+    values: dict = field(hash=False)
+
+    def to_json(self):
+        document = {"format": FORMAT_VERSION, "device": self.device, "sensor": self.sensor,
+                    "ts": self.ts.isoformat(timespec="microseconds")}
+        document.update(self.values)
+        return json.dumps(document, sort_keys=True)
+
+    @property
+    def file_name(self):
+        stamp = self.ts.strftime("%Y%m%dT%H%M%S.%fZ")
+        return f"{stamp}-{self.device}-{self.sensor}{SUFFIX}"
+
+
+def _number(document, name):
+    value = document.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidReading(f"{name} is {value!r}, not a number")
+    return value
+
+
+def parse_reading(text):
+    """A Reading from a buffer file's text, or InvalidReading saying what is wrong."""
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidReading(f"not JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise InvalidReading("not a JSON object")
+    version = document.get("format")
+    if version != FORMAT_VERSION:
+        raise InvalidReading(f"format {version!r} is not {FORMAT_VERSION}")
+    device, sensor, stamp = document.get("device"), document.get("sensor"), document.get("ts")
+    if not isinstance(device, str) or not DEVICE_RE.match(device):
+        raise InvalidReading(f"device {device!r} is not valid")
+    if not isinstance(stamp, str):
+        raise InvalidReading(f"ts {stamp!r} is not a time")
+    try:
+        ts = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        raise InvalidReading(f"ts {stamp!r} is not a time") from None
+    if ts.tzinfo is None:
+        raise InvalidReading(f"ts {stamp!r} has no offset")
+    ts = ts.astimezone(dt.timezone.utc)
+    if sensor == BME280_SENSOR:
+        names = BME280_QUANTITIES
+    elif isinstance(sensor, str) and PIN_SENSOR_RE.match(sensor):
+        names = ("reading",)
+        if document.get("reading") not in (0, 1) or isinstance(document.get("reading"), bool):
+            raise InvalidReading(f"reading {document.get('reading')!r} is not 0 or 1")
+    else:
+        raise InvalidReading(f"sensor {sensor!r} is not a pin number or {BME280_SENSOR!r}")
+    values = {name: _number(document, name) for name in names}
+    extra = set(document) - {"format", "device", "sensor", "ts", *names}
+    if extra:
+        raise InvalidReading(f"unexpected fields {sorted(extra)}")
+    return Reading(device, sensor, ts, values)
+
+
+def clock_problem(ts, now=None, timesync_dir=TIMESYNC_DIR):
+    """Why a reading's time can't be trusted, or None.
+
+    Before 2024 the clock was never set (a Pi without RTC boots at 1970 or at its last
+    shutdown). When systemd-timesyncd is in use but has not synchronised since boot, the
+    clock is still the guess restored at boot. A clock that merely lost NTP during a long
+    outage keeps good time and is accepted: that is exactly when readings matter most.
+    """
+    if ts < EARLIEST_PLAUSIBLE:
+        return f"clock reads {ts.isoformat()}, before 2024: the clock is not set"
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if ts > now + MAX_FUTURE:
+        return f"reading time {ts.isoformat()} is more than a day after the system clock"
+    if timesync_dir is not None and timesync_dir.is_dir() and not (timesync_dir / "synchronized").exists():
+        return "the system clock has not been synchronised since boot (systemd-timesyncd)"
+    return None
+
+
+def _fsync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(directory, name, text):
+    """Temp file, fsync, rename, fsync the directory."""
+    directory = Path(directory)
+    temp = directory / f"{TEMP_PREFIX}{os.getpid()}-{time.monotonic_ns()}-{name}"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temp, directory / name)
+        _fsync_dir(directory)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    return directory / name
+
+
+class Buffer:
+    """The buffer directory and its `bad/` and `held/` subdirectories."""
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.bad_dir = self.directory / "bad"
+        self.held_dir = self.directory / "held"
+
+    def _ensure(self, directory):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BufferError(f"can't create buffer directory {directory}: {error.strerror}") from None
+
+    def write(self, reading):
+        """Store a reading durably; BufferError if the disk is full or read-only."""
+        self._ensure(self.directory)
+        try:
+            return write_atomically(self.directory, reading.file_name, reading.to_json())
+        except OSError as error:
+            raise BufferError(
+                f"can't write reading to {self.directory}: {error.strerror or error}"
+            ) from None
+
+    def hold(self, reading, reason):
+        """Keep a reading with an untrustworthy clock out of the flush, with the reason."""
+        self._ensure(self.held_dir)
+        document = json.loads(reading.to_json())
+        document["held_because"] = reason
+        try:
+            return write_atomically(self.held_dir, reading.file_name, json.dumps(document))
+        except OSError as error:
+            raise BufferError(f"can't write held reading to {self.held_dir}: {error.strerror}") from None
+
+    def pending(self):
+        """Buffered reading files, oldest first (after rescuing temps of dead writers)."""
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return []
+        self._rescue_stale_temps(entries)
+        return sorted(
+            Path(entry.path) for entry in entries
+            if entry.name.endswith(SUFFIX) and not entry.name.startswith(".")
+        )
+
+    def _rescue_stale_temps(self, entries):
+        # A writer killed between fsync and rename leaves a complete reading under its temp
+        # name: put it in place rather than lose it; parse checks decide if it's whole.
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for entry in entries:
+            if not entry.name.startswith(TEMP_PREFIX):
+                continue
+            try:
+                if entry.stat().st_mtime > cutoff:
+                    continue
+                final = entry.name.split("-", 3)[-1]
+                if not final.endswith(SUFFIX):
+                    final += SUFFIX
+                os.rename(entry.path, self.directory / final)
+                log.warning("recovered %s left by an interrupted write", final)
+            except OSError:
+                continue
+
+    def load(self, path):
+        """The Reading in `path`, or None after moving an invalid file to bad/."""
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read().decode("utf-8")
+            return parse_reading(text)
+        except FileNotFoundError:
+            return None  # another flush sent it meanwhile
+        except (OSError, UnicodeDecodeError, InvalidReading) as error:
+            reason = error.strerror if isinstance(error, OSError) else str(error)
+            self.quarantine(path, reason)
+            return None
+
+    def quarantine(self, path, reason):
+        path = Path(path)
+        try:
+            self._ensure(self.bad_dir)
+            os.rename(path, self.bad_dir / path.name)
+            _fsync_dir(self.directory)
+            log.warning("moved bad buffer file %s to %s: %s", path.name, self.bad_dir, reason)
+        except (OSError, BufferError) as error:
+            log.error("bad buffer file %s (%s) can't be moved to bad/: %s", path.name, reason, error)
+
+    def remove(self, paths):
+        """Delete files whose readings DynamoDB acknowledged; one directory fsync for all."""
+        removed = 0
+        for path in paths:
+            try:
+                os.unlink(path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+        if removed:
+            _fsync_dir(self.directory)
+        return removed
+
+    def count(self, subdirectory=None):
+        directory = self.directory / subdirectory if subdirectory else self.directory
+        try:
+            return sum(1 for name in os.listdir(directory) if name.endswith(SUFFIX) and not name.startswith("."))
+        except FileNotFoundError:
+            return 0
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Exclusive, non-blocking flush lock (BufferLocked if another flush runs)."""
+        self._ensure(self.directory)
+        fd = os.open(self.directory / ".flush.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise BufferLocked(str(self.directory)) from None
+                raise
+            yield
+        finally:
+            os.close(fd)

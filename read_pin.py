@@ -1,0 +1,52 @@
+"""Read one GPIO pin (relay: 1 = power ON, 0 = OFF), buffer the reading, flush to DynamoDB.
+
+    python read_pin.py --device alex_rpi --pin 4
+    python read_pin.py --device demo --pin 4 --simulate --value 0
+    python read_pin.py --device demo --pin 4 --simulate --at 2025-06-21T00:00 --until 2025-06-22T00:00
+"""
+
+import sys
+
+import minute_job
+import sensors
+from utils import ArgumentParser, ConfigError, add_config_flags, load_config, run_cli, setup_logging
+
+KEYS = minute_job.JOB_KEYS + ("pin",)
+
+
+def build_parser():
+    parser = ArgumentParser(prog="read_pin.py", description=__doc__.split("\n\n")[0])
+    add_config_flags(parser, KEYS)
+    minute_job.add_job_flags(parser)
+    parser.add_argument("--value", choices=("0", "1"),
+                        help="with --simulate: force the reading instead of the outage schedule")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    config = load_config(args, KEYS)
+    if config["pin"] is None:
+        raise ConfigError("no pin given: pass --pin with the relay's BCM number (0-27)")
+    if args.value is not None and not args.simulate:
+        raise ConfigError("--value needs --simulate")
+    setup_logging(config["log_dir"], "read_pin")
+    pin = config["pin"]
+    if args.simulate:
+        forced = None if args.value is None else int(args.value)
+
+        def take_reading(at):
+            return {"reading": sensors.simulated_pin_value(at) if forced is None else forced}
+    else:
+        gpio = None
+
+        def take_reading(at):
+            nonlocal gpio
+            gpio = gpio or sensors.open_gpio()
+            return {"reading": sensors.read_pin(gpio, pin)}
+
+    return minute_job.run(config, args, str(pin), take_reading)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,320 @@
+"""Shared helpers: configuration (config.toml < environment < flags), logging, the CLI edge.
+
+Every command builds its parser with `add_config_flags(parser, keys)` and turns the parsed
+arguments into a validated `dict` with `load_config(args, keys)`. Errors become one line on
+stderr and exit code 2 in `run_cli`, never a traceback.
+"""
+
+import argparse
+import datetime as dt
+import logging
+import os
+import re
+import socket
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent
+ENV_PREFIX = "BLACKOUT_"
+CONFIG_ENV = "BLACKOUT_CONFIG"
+LOG_KEEP_DAYS = 30
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class ConfigError(Exception):
+    """A configuration value or flag is invalid."""
+
+
+class JobFailed(Exception):
+    """The job ran but could not do its work (exit 1)."""
+
+
+# --- validators: each takes the raw value (str from env/flags, or a TOML value) -----------
+
+DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# DynamoDB table names: 3-255 of [A-Za-z0-9_.-]; the longest suffix we add is "-minutes".
+TABLE_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,247}$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+S3_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.=/-]{1,512}$")
+
+
+def _text(key, value):
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value.strip()
+
+
+def _device(key, value):
+    value = _text(key, value)
+    if not DEVICE_RE.match(value):
+        raise ConfigError(
+            f"{key} {value!r} is not a valid device name: use 1-64 letters, digits, '_' or '-'"
+        )
+    return value
+
+
+def _table_prefix(key, value):
+    value = _text(key, value)
+    if not TABLE_PREFIX_RE.match(value):
+        raise ConfigError(
+            f"{key} {value!r} is not valid: DynamoDB table names allow 3-255 letters, digits, "
+            "'_', '-' and '.', so use 1-247 of those"
+        )
+    return value
+
+
+def _bucket(key, value):
+    value = _text(key, value)
+    if not BUCKET_RE.match(value) or ".." in value:
+        raise ConfigError(
+            f"{key} {value!r} is not a valid S3 bucket name: 3-63 lowercase letters, digits, '.' or '-'"
+        )
+    return value
+
+
+def _s3_prefix(key, value):
+    value = _text(key, value).strip("/")
+    if not S3_PREFIX_RE.match(value):
+        raise ConfigError(f"{key} {value!r} is not valid: use letters, digits, '_', '-', '.', '='")
+    return value
+
+
+def _path(key, value):
+    value = _text(key, value)
+    if not value:
+        raise ConfigError(f"{key} must not be empty")
+    if "\0" in value:
+        raise ConfigError(f"{key} {value!r} is not a valid path")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT_DIR / path
+
+
+def _int_in(low, high):
+    def check(key, value):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a whole number from {low} to {high}, got {value!r}")
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                value = int(text, 0)
+            except ValueError:
+                raise ConfigError(
+                    f"{key} must be a whole number from {low} to {high}, got {text!r}"
+                ) from None
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{key} must be a whole number from {low} to {high}, got {value!r}")
+        return value
+
+    return check
+
+
+# key -> (validator, default, flag, help). A default of None means "unset".
+KEYS = {
+    "device": (_device, None, "--device", "device alias (default: this host's name)"),
+    "table_prefix": (_table_prefix, "blackout-monitor", "--table-prefix",
+                     "tables are PREFIX-minutes, -hours, -days"),
+    "buffer_dir": (_path, "buffer", "--buffer-dir", "directory of readings not yet stored"),
+    "log_dir": (_path, "logs", "--log-dir", "directory of the daily log files"),
+    "s3_bucket": (_bucket, None, "--bucket", "S3 bucket of the Parquet mirror"),
+    "s3_prefix": (_s3_prefix, "blackout-monitor", "--prefix", "key prefix in the S3 bucket"),
+    "parquet_dir": (_path, None, "--parquet-dir", "local folder of the Parquet mirror"),
+    "retention_days": (_int_in(1, 36500), None, None, None),
+    "pin": (_int_in(0, 27), None, "--pin", "BCM number of the relay's GPIO pin (0-27)"),
+    "bus": (_int_in(0, 99), 1, "--bus", "I2C bus number of the BME280 (default 1)"),
+    "address": (_int_in(0x03, 0x77), 0x76, "--address", "I2C address of the BME280 (default 0x76)"),
+}
+
+
+def add_config_flags(parser, keys):
+    """Add the flags of `keys`; flag values are strings validated later, like the env's."""
+    for key in keys:
+        _validator, _default, flag, help_text = KEYS[key]
+        if flag:
+            parser.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=help_text)
+
+
+def _read_toml(path):
+    import tomllib  # only when a config file exists
+
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"config file {path} can't be read: {error}") from None
+
+
+def config_file_path(environ):
+    explicit = environ.get(CONFIG_ENV)
+    if explicit is not None:
+        if not explicit.strip():
+            raise ConfigError(f"{CONFIG_ENV} is set but empty")
+        return Path(explicit).expanduser(), True
+    return PROJECT_DIR / "config.toml", False
+
+
+def load_config(args=None, keys=KEYS, environ=None):
+    """Merge defaults < config.toml < BLACKOUT_* environment < flags, validated. Returns a dict.
+
+    Keys other commands use are accepted (one file serves them all); unknown keys are errors.
+    """
+    environ = os.environ if environ is None else environ
+    raw = {}
+    path, explicit = config_file_path(environ)
+    if explicit or path.exists():
+        for key, value in _read_toml(path).items():
+            if key not in KEYS:
+                raise ConfigError(f"unknown key {key!r} in {path}")
+            raw[key] = (value, f"{key} in {path.name}")
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in KEYS:
+            raise ConfigError(f"unknown environment variable {name}")
+        raw[key] = (value, name)
+    for key in keys:
+        flag = KEYS[key][2]
+        value = getattr(args, key, None) if args is not None else None
+        if flag and value is not None:
+            raw[key] = (value, flag)
+
+    config = {}
+    for key in keys:
+        validator, default, _flag, _help = KEYS[key]
+        if key in raw:
+            value, source = raw[key]
+            if isinstance(value, str) and not value.strip():
+                raise ConfigError(f"{source} must not be empty")
+            config[key] = validator(source, value)
+        else:
+            config[key] = validator(key, default) if isinstance(default, str) else default
+    if "device" in keys and config["device"] is None:
+        config["device"] = default_device()
+    return config
+
+
+def default_device():
+    name = socket.gethostname().split(".")[0]
+    if not DEVICE_RE.match(name):
+        raise ConfigError(f"this host's name {name!r} is not a valid device name: pass --device")
+    return name
+
+
+# --- times ----------------------------------------------------------------------------
+
+def parse_time(text, what="--at"):
+    """ISO 8601 to an aware UTC datetime; a time without an offset is UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except (ValueError, AttributeError):
+        raise ConfigError(f"{what} {text!r} is not an ISO 8601 time (e.g. 2025-06-21T19:00)") from None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def utc_now():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# --- logging --------------------------------------------------------------------------
+
+class DailyFileHandler(logging.Handler):
+    """Appends to LOG_DIR/blackout-monitor-YYYY-MM-DD.log (UTC date), one file a day.
+
+    Several cron jobs log at once; O_APPEND writes of one line each are safe to share, where
+    renaming a shared file at midnight (TimedRotatingFileHandler) is not.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+
+    def emit(self, record):
+        try:
+            day = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).date()
+            line = self.format(record) + "\n"
+            path = self.log_dir / f"blackout-monitor-{day.isoformat()}.log"
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+        except Exception:  # logging must never take the job down
+            self.handleError(record)
+
+
+def prune_logs(log_dir, keep_days=LOG_KEEP_DAYS, today=None):
+    today = today or utc_now().date()
+    oldest = today - dt.timedelta(days=keep_days - 1)
+    for path in Path(log_dir).glob("blackout-monitor-*.log"):
+        try:
+            day = dt.date.fromisoformat(path.stem[-10:])
+        except ValueError:
+            continue
+        if day < oldest:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
+def setup_logging(log_dir, name):
+    """Daily log files at INFO, warnings and errors on stderr too (cron mails those)."""
+    logger = logging.getLogger()
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    formatter = logging.Formatter(
+        f"%(asctime)s {name}[%(process)d] %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%SZ"
+    )
+    formatter.converter = lambda *args: dt.datetime.now(dt.timezone.utc).timetuple()
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(logging.WARNING)
+    stderr.setFormatter(logging.Formatter(f"{name}: %(levelname)s %(message)s"))
+    logger.addHandler(stderr)
+    try:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        if not os.access(log_dir, os.W_OK):
+            raise PermissionError(f"{log_dir} is not writable")
+        file_handler = DailyFileHandler(log_dir)
+        file_handler.setFormatter(formatter)
+        logger.addHandler(file_handler)
+        prune_logs(log_dir)
+    except OSError as error:
+        logger.warning("can't write logs to %s (%s): logging to stderr only", log_dir, error)
+    # botocore logs retries at DEBUG/INFO; its INFO lines are noise in a daily file
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    return logging.getLogger(name)
+
+
+# --- CLI edge -------------------------------------------------------------------------
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with errors as one 'Error:' line after the usage line (exit 2)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"Error: {message}\n")
+
+
+def run_cli(main, argv=None):
+    """Call main(argv) and turn the project's errors into exit codes with one stderr line."""
+    try:
+        return main(argv)
+    except ConfigError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except JobFailed as error:
+        # the log's stderr handler prints it once set up; before that, print it ourselves
+        if logging.getLogger().handlers:
+            logging.getLogger().error("%s", error)
+        else:
+            print(f"Error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return EXIT_FAILED
