@@ -347,9 +347,11 @@ def _registered(buffer):
         return set()
 
 
-def register_sensors(client, buffer, table, readings):
-    """Write each new (device, sensor) registry item once, so the aggregator needs no Scan."""
-    known = _registered(buffer)
+def register_sensors(client, buffer, table, readings, known):
+    """Write each new (device, sensor) registry item once, so the aggregator needs no Scan.
+
+    `known` is the set of entries already registered; it is updated in place.
+    """
     new = {f"{table}|{r.device}|{r.sensor}" for r in readings} - known
     for entry in sorted(new):
         _table, device, sensor = entry.split("|")
@@ -357,7 +359,8 @@ def register_sensors(client, buffer, table, readings):
         call(client.put_item, table, TableName=table,
              Item={"pk": {"S": pk}, "sk": {"S": sk}, "device": {"S": device}, "sensor": {"S": sensor}})
     if new:
-        filebuffer.write_atomically(buffer.directory, REGISTRY_FILE, json.dumps(sorted(known | new)))
+        known |= new
+        filebuffer.write_atomically(buffer.directory, REGISTRY_FILE, json.dumps(sorted(known)))
 
 
 def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic, sleep=time.sleep):
@@ -372,6 +375,7 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
     deadline = clock() + budget
     with buffer.lock():
         paths = buffer.pending()
+        registered = _registered(buffer)
         index = 0
         while index < len(paths):
             if clock() >= deadline:
@@ -391,7 +395,7 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
             if not batch:
                 continue
             client = client or aws_client()
-            register_sensors(client, buffer, table, [reading for reading, _ in batch.values()])
+            register_sensors(client, buffer, table, [reading for reading, _ in batch.values()], registered)
             requests = [
                 {"PutRequest": {"Item": minute_item(reading, config.get("retention_days"))}}
                 for reading, _ in batch.values()
@@ -418,6 +422,8 @@ def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):
         log.warning("DynamoDB unreachable, readings stay buffered (%d waiting): %s",
                     filebuffer.Buffer(config["buffer_dir"]).count(), error)
         return None
+    except (filebuffer.BufferError, OSError) as error:
+        raise JobFailed(f"can't flush the buffer in {config['buffer_dir']}: {error}") from None
     log.info("flushed %d readings in %d batches, %d left", result.sent, result.batches, result.left)
     return result
 
