@@ -3,6 +3,7 @@
     python dynamo.py create-tables      # idempotent: tables, status index, TTL
     python dynamo.py flush              # send the buffer
     python dynamo.py status --device NAME
+    python dynamo.py policy --device NAME [--admin]
 
 This module is the one place that knows the key formats. It imports boto3 only inside the
 functions that talk to AWS, so the minute jobs pay for boto3 only when they flush.
@@ -146,11 +147,12 @@ def plain(item):
 
 # --- clients and errors -------------------------------------------------------------------
 
-def aws_client(service="dynamodb"):
+def aws_client(service="dynamodb", region=None, read_timeout=10):
     """A boto3 client with standard retries and short timeouts: a dead link can't hang cron.
 
     boto3 reads AWS_DEFAULT_REGION but not AWS_REGION (the name the other AWS SDKs use);
     SPEC.md promises both, so AWS_REGION is passed on when boto3 would find no region.
+    `region` overrides both (SNS: the topic ARN's region).
     """
     import os
 
@@ -161,9 +163,9 @@ def aws_client(service="dynamodb"):
     config = Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=3,
-        read_timeout=10,
+        read_timeout=read_timeout,
     )
-    region = None if os.environ.get("AWS_DEFAULT_REGION") else os.environ.get("AWS_REGION") or None
+    region = region or (None if os.environ.get("AWS_DEFAULT_REGION") else os.environ.get("AWS_REGION") or None)
     try:
         return boto3.client(service, config=config, region_name=region)
     except NoRegionError:
@@ -487,6 +489,9 @@ def status_lines(config, client=None, now=None):
         oldest = f", oldest {format_ts(reading.ts)}" if reading else ""
     yield (f"buffer {buffer.directory}: {len(pending)} readings waiting{oldest}; "
            f"{buffer.count('held')} held (clock), {buffer.count('bad')} bad")
+    import notify  # the pins' power state and the notification queue live beside the buffer
+
+    yield from notify.status_lines(config["buffer_dir"], config.get("device"), now)
     client = client or aws_client()
     names = table_names(config["table_prefix"])
     device = config["device"]
@@ -504,9 +509,82 @@ def status_lines(config, client=None, now=None):
                f"{waiting} awaiting aggregation; newest aggregated hour {hour_text}")
 
 
+# --- IAM policies -------------------------------------------------------------------------------
+
+DEVICE_ACTIONS = (  # everything flush, status and aggregate do on DynamoDB; never Scan or Delete*
+    "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+)
+ADMIN_ACTIONS = (
+    "dynamodb:CreateTable", "dynamodb:DescribeTable",
+    "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive",
+)
+PARQUET_KINDS = ("minutes", "hours", "days")  # the mirror's top-level folders (SPEC.md)
+
+
+def table_arns(prefix, with_index=False):
+    """Table ARNs of `prefix`; region and account are the only wildcards."""
+    arns = [f"arn:aws:dynamodb:*:*:table/{name}" for name in table_names(prefix).values()]
+    return arns + [f"{arn}/index/{INDEX_NAME}" for arn in arns] if with_index else arns
+
+
+def policy_document(config, device, bucket=None, prefix=None):
+    """The IAM policy of one Pi: its own keys in its own tables, its own Parquet folders.
+
+    dynamodb:LeadingKeys limits every item and query partition key to `device#NAME#...`: its
+    minutes, hours and days partitions, its registry item (`device#NAME#registry`) and its
+    status keys on status-index (`device#NAME#sensor#...#status#new`). The only wildcards
+    are the region and account in the ARNs, the key suffix after `device#NAME#` and the file
+    path below `device=NAME/`.
+    """
+    from utils import _device
+
+    device = _device("--device", device)
+    statements = [
+        {
+            "Sid": "OwnItemsOnly",
+            "Effect": "Allow",
+            "Action": list(DEVICE_ACTIONS),
+            "Resource": table_arns(config["table_prefix"], with_index=True),
+            # ForAllValues is true on an empty set, so also require the keys to be present.
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"device#{device}#*"]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+        {
+            "Sid": "DescribeOwnTables",
+            "Effect": "Allow",
+            "Action": ["dynamodb:DescribeTable"],
+            "Resource": table_arns(config["table_prefix"]),
+        },
+    ]
+    if bucket:
+        # One folder per kind: a '*' between the prefix and device=NAME would also match
+        # another device's folder with a device=NAME folder made inside it.
+        statements.append({
+            "Sid": "OwnParquetMirror",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}{kind}/device={device}/*"
+                         for kind in PARQUET_KINDS],
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def admin_policy_document(config):
+    """The IAM policy of whoever runs `dynamo.py create-tables` (tables, index, TTL)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "CreateTables",
+        "Effect": "Allow",
+        "Action": list(ADMIN_ACTIONS),
+        "Resource": table_arns(config["table_prefix"], with_index=True),
+    }]}
+
+
 # --- CLI --------------------------------------------------------------------------------------
 
 COMMON_KEYS = ("table_prefix", "buffer_dir", "log_dir")
+POLICY_KEYS = ("device", "table_prefix", "s3_bucket", "s3_prefix")
 
 
 def build_parser():
@@ -520,6 +598,10 @@ def build_parser():
                               metavar="SECONDS", help="stop sending after this long (default 40)")
     status = commands.add_parser("status", help="backlog, newest reading, newest aggregate")
     add_config_flags(status, ("device",) + COMMON_KEYS)
+    policy = commands.add_parser("policy", help="print the least-privilege IAM policy of a device")
+    add_config_flags(policy, POLICY_KEYS)
+    policy.add_argument("--admin", action="store_true",
+                        help="print the policy of an administrator's create-tables instead")
     return parser
 
 
@@ -527,11 +609,20 @@ KEYS_OF = {
     "create-tables": COMMON_KEYS + ("retention_days",),
     "flush": COMMON_KEYS + ("retention_days",),
     "status": ("device",) + COMMON_KEYS,
+    "policy": POLICY_KEYS,
 }
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command == "policy":  # prints only: no logs, no AWS
+        if args.admin:
+            document = admin_policy_document(load_config(args, ("table_prefix",)))
+        else:
+            config = load_config(args, POLICY_KEYS)
+            document = policy_document(config, config["device"], config["s3_bucket"], config["s3_prefix"])
+        print(json.dumps(document, indent=2))
+        return EXIT_OK
     config = load_config(args, KEYS_OF[args.command])
     setup_logging(config["log_dir"], "dynamo")
     if args.command == "create-tables":

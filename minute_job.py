@@ -48,8 +48,12 @@ def reading_times(args, now=None):
     return [start + step * i for i in range(count)]
 
 
-def run(config, args, sensor, take_reading):
-    """Take, stamp, check, buffer and flush readings. `take_reading(at)` returns the values."""
+def run(config, args, sensor, take_reading, notifier=None):
+    """Take, stamp, check, buffer and flush readings. `take_reading(at)` returns the values.
+
+    `notifier` (read_pin.py's notify.Notifier) sees each reading once it is stored and sends
+    its queue after the flush; it never raises, so it can't cost a reading or the exit code.
+    """
     times = reading_times(args)
     from_system_clock = args.at is None
     store = filebuffer.Buffer(config["buffer_dir"])
@@ -75,11 +79,17 @@ def run(config, args, sensor, take_reading):
         except filebuffer.BufferError as error:
             raise JobFailed(f"{error}; the reading of sensor {sensor} is lost") from None
         stored += 1
+        if notifier is not None:
+            notifier.observe(reading)
         if len(times) == 1:
             log.info("sensor %s at %s: %s", sensor, dynamo.format_ts(at), values)
     if len(times) > 1:
         log.info("sensor %s: buffered %d simulated readings from %s to %s, %d held",
                  sensor, stored, dynamo.format_ts(times[0]), dynamo.format_ts(times[-1]), held)
-    if not args.no_flush:
-        dynamo.flush_and_report(config)
+    try:
+        if not args.no_flush:
+            dynamo.flush_and_report(config)
+    finally:
+        if notifier is not None:
+            notifier.finish()
     return EXIT_FAILED if held else EXIT_OK

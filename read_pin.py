@@ -3,15 +3,17 @@
     python read_pin.py --device alex_rpi --pin 4
     python read_pin.py --device demo --pin 4 --simulate --value 0
     python read_pin.py --device demo --pin 4 --simulate --at 2025-06-21T00:00 --until 2025-06-22T00:00
+    python read_pin.py --test-notify        # one test message to every notification channel
 """
 
 import sys
 
 import minute_job
+import notify
 import sensors
 from utils import ArgumentParser, ConfigError, add_config_flags, load_config, run_cli, setup_logging
 
-KEYS = minute_job.JOB_KEYS + ("pin",)
+KEYS = minute_job.JOB_KEYS + ("pin",) + notify.KEYS
 
 
 def build_parser():
@@ -20,16 +22,23 @@ def build_parser():
     minute_job.add_job_flags(parser)
     parser.add_argument("--value", choices=("0", "1"),
                         help="with --simulate: force the reading instead of the outage schedule")
+    parser.add_argument("--test-notify", action="store_true",
+                        help="send one test message to every configured channel (takes no reading)")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_config(args, KEYS)
+    if args.test_notify:
+        notify.channels_from_config(config)  # configuration errors before the log is set up
+        setup_logging(config["log_dir"], "read_pin")
+        return notify.test_notify(config)
     if config["pin"] is None:
         raise ConfigError("no pin given: pass --pin with the relay's BCM number (0-27)")
     if args.value is not None and not args.simulate:
         raise ConfigError("--value needs --simulate")
+    notifier = notify.Notifier(config, history=args.until is not None)
     setup_logging(config["log_dir"], "read_pin")
     pin = config["pin"]
     if args.simulate:
@@ -45,7 +54,7 @@ def main(argv=None):
             gpio = gpio or sensors.open_gpio()
             return {"reading": sensors.read_pin(gpio, pin)}
 
-    return minute_job.run(config, args, str(pin), take_reading)
+    return minute_job.run(config, args, str(pin), take_reading, notifier=notifier)
 
 
 if __name__ == "__main__":

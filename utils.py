@@ -109,6 +109,78 @@ def _int_in(low, high):
     return check
 
 
+# --- notification keys (notify.py): an error never echoes a secret ---------------------------
+
+TELEGRAM_TOKEN_RE = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
+TELEGRAM_CHAT_RE = re.compile(r"^(?:-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$")
+SNS_TOPIC_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:sns:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,251}(?:\.fifo)?$"
+)
+
+
+def _telegram_token(key, value):
+    if not isinstance(value, str) or not TELEGRAM_TOKEN_RE.match(value.strip()):
+        size = f"{len(value)} characters" if isinstance(value, str) else f"a {type(value).__name__}"
+        raise ConfigError(f"{key} is not a Telegram bot token (digits, ':', then 20-100 letters, digits, "
+                          f"'_' or '-', as @BotFather gives it); the value given is {size}")
+    return value.strip()
+
+
+def _telegram_chat_id(key, value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    value = _text(key, value)
+    if not TELEGRAM_CHAT_RE.match(value):
+        raise ConfigError(f"{key} {value!r} is not a Telegram chat id: a number such as 123456789 "
+                          "or -1001234567890, or @channelname")
+    return value
+
+
+def _http_url(secret):
+    def check(key, value):
+        from urllib.parse import urlsplit
+
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, not a {type(value).__name__}")
+        value = value.strip()
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (raises ValueError on a bad port)
+        except ValueError:
+            parts = None
+        if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+                or any(ord(char) <= 32 for char in value)):
+            if not secret:
+                shown = repr(value)
+            elif parts is not None and parts.scheme and parts.hostname:
+                shown = f"'{parts.scheme}://{parts.hostname}/…' ({len(value)} characters)"
+            else:
+                shown = f"a value of {len(value)} characters"
+            raise ConfigError(f"{key} must be an http:// or https:// URL with a host name, got {shown}")
+        return value if secret else value.rstrip("/")
+
+    return check
+
+
+def _sns_topic_arn(key, value):
+    value = _text(key, value)
+    if not SNS_TOPIC_ARN_RE.match(value):
+        raise ConfigError(f"{key} {value!r} is not an SNS topic ARN such as "
+                          "arn:aws:sns:eu-central-1:123456789012:blackout (FIFO topics end in .fifo)")
+    return value
+
+
+def _timezone(key, value):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = _text(key, value)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"{key} {value!r} is not a time zone name such as Europe/Kyiv or UTC") from None
+    return value
+
+
 # key -> (validator, default, flag, help). A default of None means "unset".
 KEYS = {
     "device": (_device, None, "--device", "device alias (default: this host's name)"),
@@ -123,6 +195,18 @@ KEYS = {
     "pin": (_int_in(0, 27), None, "--pin", "BCM number of the relay's GPIO pin (0-27)"),
     "bus": (_int_in(0, 99), 1, "--bus", "I2C bus number of the BME280 (default 1)"),
     "address": (_int_in(0x03, 0x77), 0x76, "--address", "I2C address of the BME280 (default 0x76)"),
+    # notifications (notify.py, read_pin.py)
+    "notify_after": (_int_in(1, 60), 1, "--notify-after",
+                     "announce a power change once it held for this many readings (default 1)"),
+    "telegram_token": (_telegram_token, None, "--telegram-token",
+                       "Telegram bot token from @BotFather (better in config.toml: flags show in ps)"),
+    "telegram_chat_id": (_telegram_chat_id, None, "--telegram-chat-id", "Telegram chat to notify"),
+    "telegram_api_url": (_http_url(secret=False), "https://api.telegram.org", "--telegram-api-url",
+                         "Telegram Bot API base URL (default https://api.telegram.org)"),
+    "webhook_url": (_http_url(secret=True), None, "--webhook-url",
+                    "URL that gets a JSON POST on each power change"),
+    "sns_topic_arn": (_sns_topic_arn, None, "--sns-topic-arn", "AWS SNS topic for power changes"),
+    "timezone": (_timezone, None, "--timezone", "time zone of the times in notifications (default UTC)"),
 }
 
 

@@ -1,0 +1,161 @@
+"""infra/template.yaml: cfn-lint passes, and it says what dynamo.py says (tables, policies)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dynamo
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
+CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+PARAMETERS = {"TablePrefix": "home", "DeviceName": "alex_rpi", "S3Prefix": "bm/data"}
+BUCKET = "generated-bucket-name"
+
+
+def cfn_lint():
+    found = str(CFN_LINT) if CFN_LINT.exists() else shutil.which("cfn-lint")
+    if not found:
+        pytest.fail("cfn-lint is not installed: it belongs in requirements_dev.txt (cfn-lint==1.58.0)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def template():
+    from cfnlint.decode import cfn_yaml  # cfn-lint's loader understands !Sub, !Ref, !GetAtt
+
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+def resolve(node, template, parameters=PARAMETERS):
+    """The template's intrinsic functions evaluated, with * for the region and the account."""
+    if isinstance(node, list):
+        return [resolve(item, template, parameters) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"}:
+        return reference(node["Ref"], template, parameters)
+    if set(node) == {"Fn::GetAtt"}:
+        name, attribute = node["Fn::GetAtt"]
+        return attribute_of(name, attribute, template, parameters)
+    if set(node) == {"Fn::Sub"}:
+        text = node["Fn::Sub"]
+        import re
+
+        def substitute(match):
+            name = match.group(1)
+            if "." in name:
+                return attribute_of(*name.split(".", 1), template, parameters)
+            return reference(name, template, parameters)
+
+        return re.sub(r"\$\{([A-Za-z0-9_.:]+)\}", substitute, text)
+    return {key: resolve(value, template, parameters) for key, value in node.items()}
+
+
+def reference(name, template, parameters):
+    pseudo = {"AWS::Region": "*", "AWS::AccountId": "*", "AWS::Partition": "aws"}
+    if name in pseudo:
+        return pseudo[name]
+    if name in parameters:
+        return parameters[name]
+    resource = template["Resources"][name]
+    if resource["Type"] == "AWS::S3::Bucket":
+        return BUCKET
+    return resolve(resource["Properties"].get("TableName"), template, parameters)
+
+
+def attribute_of(name, attribute, template, parameters):
+    assert attribute == "Arn", attribute
+    resource = template["Resources"][name]
+    if resource["Type"] == "AWS::DynamoDB::Table":
+        return f"arn:aws:dynamodb:*:*:table/{reference(name, template, parameters)}"
+    if resource["Type"] == "AWS::S3::Bucket":
+        return f"arn:aws:s3:::{BUCKET}"
+    raise AssertionError(f"no Arn for {name}")
+
+
+def test_cfn_lint_passes():
+    result = subprocess.run([cfn_lint(), str(TEMPLATE)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_catches_a_broken_template(tmp_path):
+    """The lint really runs: a misspelt property fails it."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(TEMPLATE.read_text().replace("BillingMode: PAY_PER_REQUEST", "BillingMod: PAY_PER_REQUEST", 1))
+    result = subprocess.run([cfn_lint(), str(broken)], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "BillingMod" in result.stdout
+
+
+def test_tables_match_dynamo_table_definition(template):
+    tables = {name: resource for name, resource in template["Resources"].items()
+              if resource["Type"] == "AWS::DynamoDB::Table"}
+    by_name = {resolve(t["Properties"]["TableName"], template): t["Properties"] for t in tables.values()}
+    assert set(by_name) == set(dynamo.table_names("home").values())
+    for name, properties in by_name.items():
+        expected = dynamo.table_definition(name)
+        assert properties["BillingMode"] == expected["BillingMode"] == "PAY_PER_REQUEST"
+        assert "ProvisionedThroughput" not in properties
+        assert sorted(map(str, properties["AttributeDefinitions"])) == sorted(map(str, expected["AttributeDefinitions"]))
+        assert properties["KeySchema"] == expected["KeySchema"]
+        assert properties["GlobalSecondaryIndexes"] == expected["GlobalSecondaryIndexes"]
+        assert "LocalSecondaryIndexes" not in properties
+
+
+def test_ttl_on_minutes_only(template):
+    resources = template["Resources"]
+    assert resources["MinutesTable"]["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert "TimeToLiveSpecification" not in resources["HoursTable"]["Properties"]
+    assert "TimeToLiveSpecification" not in resources["DaysTable"]["Properties"]
+
+
+def test_data_is_retained_when_the_stack_goes(template):
+    for name in ("MinutesTable", "HoursTable", "DaysTable", "MirrorBucket"):
+        assert template["Resources"][name]["DeletionPolicy"] == "Retain"
+        assert template["Resources"][name]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_bucket_private_encrypted_versioned(template):
+    bucket = template["Resources"]["MirrorBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert "AccessControl" not in bucket
+    policy = template["Resources"]["MirrorBucketPolicy"]["Properties"]["PolicyDocument"]
+    (deny,) = policy["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_device_policy_is_dynamo_policy_document(template):
+    resource = template["Resources"]["DevicePolicy"]
+    assert resource["Type"] == "AWS::IAM::ManagedPolicy" and resource["Condition"] == "HasDevice"
+    rendered = resolve(resource["Properties"]["PolicyDocument"], template)
+    expected = dynamo.policy_document({"table_prefix": "home"}, "alex_rpi", BUCKET, "bm/data")
+    assert rendered == expected
+
+
+def test_admin_policy_is_dynamo_admin_policy_document(template):
+    rendered = resolve(template["Resources"]["AdminPolicy"]["Properties"]["PolicyDocument"], template)
+    assert rendered == dynamo.admin_policy_document({"table_prefix": "home"})
+
+
+def test_parameters_validate_like_the_config(template):
+    import re
+
+    import utils
+
+    parameters = template["Parameters"]
+    assert re.compile(parameters["TablePrefix"]["AllowedPattern"]).pattern.strip("^$") == \
+        utils.TABLE_PREFIX_RE.pattern.strip("^$")
+    device = re.compile(parameters["DeviceName"]["AllowedPattern"])
+    for name in ("alex_rpi", "a-b", "x" * 64):
+        assert device.match(name) and utils.DEVICE_RE.match(name)
+    for name in ("a#b", "a*", "x" * 65, "a b"):
+        assert not device.match(name) and not utils.DEVICE_RE.match(name)
+    assert parameters["TablePrefix"]["Default"] == utils.KEYS["table_prefix"][1]
+    assert parameters["S3Prefix"]["Default"] == utils.KEYS["s3_prefix"][1]
