@@ -103,6 +103,18 @@ def sk_number(sk):
     return int(sk.split("#", 1)[1])
 
 
+def period_start(pk, sk):
+    """When the minute, hour or day of a minutes, hours or days item begins (UTC)."""
+    _device, _sensor, start = parse_partition(pk)
+    number = sk_number(sk)
+    fields = pk.rsplit("#", 1)[1].count("-") + 1
+    if fields == 4:
+        return start + dt.timedelta(minutes=number)
+    if fields == 3:
+        return start + dt.timedelta(hours=number)
+    return start + dt.timedelta(days=number - 1)
+
+
 def format_ts(ts):
     """2025-06-21T19:00:03.241969+00:00"""
     return ts.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
@@ -131,6 +143,30 @@ def minute_item(reading, retention_days=None):
     if retention_days:
         item["ttl"] = number(int(reading.ts.timestamp()) + retention_days * 86400)
     return item
+
+
+def attribute_values(attributes):
+    """Plain attributes (str, int, float) in DynamoDB's attribute-value form."""
+    return {name: {"S": value} if isinstance(value, str) else number(value)
+            for name, value in attributes.items()}
+
+
+def hour_item(device, sensor, hour_start, stats, ts):
+    """The hours-table item of an hour's statistics, marked new until its day consumes it."""
+    pk, sk = hour_key(device, sensor, hour_start)
+    return attribute_values({"pk": pk, "sk": sk, "ts": format_ts(ts),
+                             "pk_status": status_key(device, sensor), **stats})
+
+
+def day_item(device, sensor, day, stats, ts):
+    """The days-table item of a day's statistics."""
+    pk, sk = day_key(device, sensor, day)
+    return attribute_values({"pk": pk, "sk": sk, "ts": format_ts(ts), **stats})
+
+
+def consumed(item):
+    """The item without pk_status: it drops out of status-index."""
+    return {name: value for name, value in item.items() if name != "pk_status"}
 
 
 def plain(item):
@@ -224,30 +260,56 @@ def query_all(client, **kwargs):
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def write_batch(client, request_items, deadline, sleep=time.sleep, clock=time.monotonic):
+    """One BatchWriteItem (at most 25 requests over any tables), UnprocessedItems retried with
+    exponential backoff and full jitter until `deadline`; returns what is still unprocessed
+    ({} once everything was acknowledged)."""
+    size = sum(len(requests) for requests in request_items.values())
+    if size > BATCH_LIMIT:
+        raise ValueError(f"a batch takes at most {BATCH_LIMIT} requests, not {size}")
+    pending, attempt = request_items, 0
+    while pending:
+        response = call(client.batch_write_item, next(iter(pending)), RequestItems=pending)
+        unprocessed = {table: left for table, left in response.get("UnprocessedItems", {}).items() if left}
+        if not unprocessed:
+            return {}
+        attempt += 1
+        delay = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** attempt))
+        if clock() + delay >= deadline:
+            return unprocessed
+        log.info("%d of %d items unprocessed; retrying in %.2fs",
+                 sum(map(len, unprocessed.values())), sum(map(len, pending.values())), delay)
+        sleep(delay)
+        pending = unprocessed
+    return {}
+
+
 def batch_write(client, table, requests, deadline, sleep=time.sleep, clock=time.monotonic):
-    """BatchWriteItem up to 25 requests, retrying UnprocessedItems with backoff and jitter.
+    """BatchWriteItem up to 25 requests to one table (see write_batch).
 
     Returns the requests DynamoDB acknowledged (all of them unless the deadline passed).
     Requests must have distinct keys: DynamoDB rejects a batch that names a key twice.
     """
-    if len(requests) > BATCH_LIMIT:
-        raise ValueError(f"a batch takes at most {BATCH_LIMIT} requests, not {len(requests)}")
-    pending = list(requests)
-    attempt = 0
-    while pending:
-        response = call(client.batch_write_item, table, RequestItems={table: pending})
-        unprocessed = response.get("UnprocessedItems", {}).get(table, [])
-        if not unprocessed:
-            return requests
-        attempt += 1
-        delay = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** attempt))
-        if clock() + delay >= deadline:
-            left = {_request_key(request) for request in unprocessed}
-            return [request for request in requests if _request_key(request) not in left]
-        log.info("%d of %d items unprocessed; retrying in %.2fs", len(unprocessed), len(pending), delay)
-        sleep(delay)
-        pending = unprocessed
-    return requests
+    left = write_batch(client, {table: list(requests)}, deadline, sleep, clock).get(table, [])
+    if not left:
+        return requests
+    left = {_request_key(request) for request in left}
+    return [request for request in requests if _request_key(request) not in left]
+
+
+def put_all(client, items, budget=300.0):
+    """Put (table, item) pairs, distinct keys, in batches of 25 that may mix tables.
+
+    Raises CloudUnreachable if DynamoDB keeps items unprocessed for `budget` seconds.
+    """
+    deadline = time.monotonic() + budget
+    for start in range(0, len(items), BATCH_LIMIT):
+        batch = {}
+        for table, item in items[start:start + BATCH_LIMIT]:
+            batch.setdefault(table, []).append({"PutRequest": {"Item": item}})
+        if write_batch(client, batch, deadline):
+            raise CloudUnreachable(f"DynamoDB kept items unprocessed for {budget:.0f}s")
+    return len(items)
 
 
 def _request_key(request):

@@ -267,10 +267,10 @@ class Buffer:
             return 0
 
     @contextlib.contextmanager
-    def lock(self):
-        """Exclusive, non-blocking flush lock (BufferLocked if another flush runs)."""
+    def lock(self, name=".flush.lock"):
+        """Exclusive, non-blocking lock (BufferLocked if another flush, or aggregation, holds it)."""
         self._ensure(self.directory)
-        fd = os.open(self.directory / ".flush.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,0 +1,435 @@
+"""Hourly job: recompute the hours and days that new minute readings touch; mirror to Parquet.
+
+    python aggregate.py --device alex_rpi                 # every sensor the device recorded
+    python aggregate.py --device alex_rpi --sensor 4      # just pin 4
+    python aggregate.py --device alex_rpi --export-from 2025-06-01 --export-to 2025-06-30
+
+Work is found through the sparse status-index (one paginated query per sensor, never a
+Scan); each touched hour is recomputed from all of its minute items and each touched day from
+its hours, so reruns and late readings converge on the same items. Then the consumed items
+lose `pk_status`, in batches of 25.
+"""
+
+import datetime as dt
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import aggregation
+import dynamo
+import filebuffer
+from aggregation import DAY, HOUR, MINUTE, ON, OFF
+from utils import (
+    EXIT_OK,
+    ArgumentParser,
+    ConfigError,
+    JobFailed,
+    add_config_flags,
+    load_config,
+    parse_time,
+    run_cli,
+    setup_logging,
+    utc_now,
+)
+
+log = logging.getLogger("aggregate")
+
+KEYS = ("device", "table_prefix", "buffer_dir", "log_dir", "s3_bucket", "s3_prefix", "parquet_dir")
+LOCK_NAME = ".aggregate.lock"
+MIRROR_PENDING = ".mirror-pending.json"
+# An OFF run is followed this far from new readings, back and forward, to measure it whole.
+MAX_WALK = dt.timedelta(days=7)
+# Minute items younger than this stay `new` for the next run: a second reading of the same
+# minute may still be on its way, and consuming re-puts the item as read.
+SETTLE = dt.timedelta(minutes=3)
+PROGRESS_EVERY_HOURS = 24
+
+
+class AggregationBusy(Exception):
+    """Another aggregation holds the lock."""
+
+
+@dataclass
+class AggregateResult:
+    hours: int = 0  # hours items written
+    days: int = 0  # days items written
+    consumed: int = 0  # minute and hour items that left status-index
+    touched: dict = field(default_factory=dict)  # sensor -> {date} whose partitions changed
+
+
+def hour_of(ts):
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(ts):
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class SensorHistory:
+    """One sensor's minute items and hour statistics, each partition read at most once."""
+
+    def __init__(self, client, tables, device, sensor):
+        self.client, self.tables, self.device, self.sensor = client, tables, device, sensor
+        self.pin = aggregation.is_pin(sensor)
+        self.new_hours = set()  # hours with minute items waiting in status-index
+        self.computed = {}  # hour -> statistics computed in this run
+        self._minutes = {}  # hour -> [raw minute items] in minute order
+        self._hours = {}  # day -> {hour: statistics} as stored in the hours table
+        self._days = {}  # month -> {days with a days item}
+        self.new_days = set()  # days with hours items waiting in status-index
+        self.new_hour_days = set()  # days of new_hours
+
+    def _query(self, table, pk):
+        return dynamo.query_all(self.client, TableName=table, ConsistentRead=True,
+                                KeyConditionExpression="pk = :pk",
+                                ExpressionAttributeValues={":pk": {"S": pk}})
+
+    def minute_items(self, hour):
+        if hour not in self._minutes:
+            pk, _sk = dynamo.minute_key(self.device, self.sensor, hour)
+            self._minutes[hour] = sorted(self._query(self.tables["minutes"], pk),
+                                         key=lambda item: item["sk"]["S"])
+        return self._minutes[hour]
+
+    def readings(self, hour):
+        """The hour's (minute, value) pin readings or (minute, {quantity: value}) BME280 readings."""
+        readings = []
+        for item in self.minute_items(hour):
+            values = dynamo.plain(item)
+            minute = dynamo.period_start(values["pk"], values["sk"])
+            if self.pin:
+                if values.get("reading") in (ON, OFF):
+                    readings.append((minute, values["reading"]))
+            else:
+                readings.append((minute, {q: values[q] for q in filebuffer.BME280_QUANTITIES if q in values}))
+        return readings
+
+    def hours_of_day(self, day):
+        """{hour: statistics} of the day's hours with readings, this run's results first."""
+        if day not in self._hours:
+            pk, _sk = dynamo.hour_key(self.device, self.sensor, day)
+            self._hours[day] = {
+                dynamo.period_start(stats["pk"], stats["sk"]): stats
+                for stats in map(dynamo.plain, self._query(self.tables["hours"], pk))
+            }
+        stored = dict(self._hours[day])
+        stored.update({hour: stats for hour, stats in self.computed.items() if day_of(hour) == day})
+        return {hour: stats for hour, stats in stored.items() if stats.get("count")}
+
+    def days_with_items(self, month):
+        if month not in self._days:
+            pk, _sk = dynamo.day_key(self.device, self.sensor, month)
+            self._days[month] = {dynamo.period_start(item["pk"]["S"], item["sk"]["S"])
+                                 for item in self._query(self.tables["days"], pk)}
+        return self._days[month]
+
+    def has_readings(self, hour):
+        """Whether the hour holds readings, known without reading its minutes if possible.
+
+        Every hour with readings has an hours item or items in status-index (new ones
+        flushed during this run are taken by the next), and every day with hours items a
+        days item or hours items in status-index: a month of empty days costs one query.
+        """
+        if hour in self.new_hours:
+            return True
+        day = day_of(hour)
+        known = (day in self.new_days or day in self.new_hour_days
+                 or day in self.days_with_items(day.replace(day=1)))
+        return known and hour in self.hours_of_day(day)
+
+    def walk(self, hour, step, bound):
+        """Hours with readings from hour+step towards `bound`, up to the first holding ON."""
+        current = hour + step
+        while (current <= bound) if step > dt.timedelta(0) else (current >= bound):
+            if self.has_readings(current):
+                readings = self.readings(current)
+                if readings:
+                    yield current, readings
+                    if any(value == ON for _minute, value in readings):
+                        return
+            current += step
+
+    def last_reading_before(self, hour, since):
+        """The value of the last reading in [since, hour), from the hours' statistics."""
+        for day in (day_of(hour - MINUTE), day_of(hour - MINUTE) - DAY):
+            earlier = sorted((h for h in self.hours_of_day(day) if since <= h < hour), reverse=True)
+            for candidate in earlier:
+                readings = self.readings(candidate)
+                if readings:
+                    return readings[-1][1]
+        return None
+
+
+def run_hours(history, hour, now_hour):
+    """The hours whose statistics a change in `hour` can alter: those holding an OFF run that
+    reaches `hour` (followed back and forward to an ON reading, at most MAX_WALK), and the
+    next hour with readings if its first reading is OFF (its outages compare with ours)."""
+    hours = set()
+    for step, bound, edge in ((-HOUR, hour - MAX_WALK, -1), (HOUR, min(now_hour, hour + MAX_WALK), 0)):
+        for current, readings in history.walk(hour, step, bound):
+            stopped = any(value == ON for _minute, value in readings)
+            # the stop hour matters only if its readings next to ours are OFF
+            if not stopped or readings[edge][1] == OFF:
+                hours.add(current)
+    return hours
+
+
+def load_window(history, hour, now_hour):
+    """Read the hours around `hour` that hold the OFF runs reaching it, and the hour before."""
+    readings = history.readings(hour)
+    if history.has_readings(hour - HOUR):
+        history.readings(hour - HOUR)
+    if readings and readings[0][1] == OFF:
+        list(history.walk(hour, -HOUR, hour - MAX_WALK))
+    if readings and readings[-1][1] == OFF:
+        list(history.walk(hour, HOUR, min(now_hour, hour + MAX_WALK)))
+
+
+def segments(hours, history):
+    """Groups of consecutive loaded hours with only empty hours between them, in order."""
+    groups = []
+    for hour in sorted(hours):
+        if groups:
+            gap = groups[-1][-1] + HOUR
+            while gap < hour and not history.has_readings(gap):
+                gap += HOUR
+            if gap == hour:
+                groups[-1].append(hour)
+                continue
+        groups.append([hour])
+    return groups
+
+
+def pin_runs(history, loaded):
+    """hour -> the OFF runs of the readings window that holds it (runs measured whole)."""
+    runs_of = {}
+    for group in segments(loaded, history):
+        readings = [reading for hour in group for reading in history.readings(hour)]
+        runs = aggregation.off_runs(readings)
+        for hour in group:
+            runs_of[hour] = runs
+    return runs_of
+
+
+def hour_statistics(history, hours, now, runs_of):
+    results = {}
+    for hour in sorted(hours):
+        readings = history.readings(hour)
+        if not readings:
+            continue
+        if history.pin:
+            previous_hour = history.readings(hour - HOUR) if history.has_readings(hour - HOUR) else []
+            previous = previous_hour[-1][1] if previous_hour else None
+            results[hour] = aggregation.pin_stats(readings, hour, hour + HOUR, now, previous,
+                                                  runs_of.get(hour, ()))
+        else:
+            results[hour] = aggregation.env_stats(readings, hour, hour + HOUR, now)
+    return results
+
+
+def gap_outages(history, day):
+    """ON->OFF transitions of the day across whole empty hours (the hours can't see them)."""
+    hours = history.hours_of_day(day)
+    extra = 0
+    for hour in sorted(hours):
+        if history.has_readings(hour - HOUR):
+            continue  # the hour itself compared its first reading with that hour's last
+        readings = history.readings(hour)
+        if not readings or readings[0][1] != OFF:
+            continue
+        # within the day: the last reading before; the day's first: the previous day's last
+        if history.last_reading_before(hour, day - DAY if hour == min(hours) else day) == ON:
+            extra += 1
+    return extra
+
+
+def new_hours(client, table, device, sensor):
+    """The hours (or days) holding items of the sensor in status-index: one paginated query."""
+    items = dynamo.query_all(client, TableName=table, IndexName=dynamo.INDEX_NAME,
+                             KeyConditionExpression="pk_status = :s",
+                             ExpressionAttributeValues={":s": {"S": dynamo.status_key(device, sensor)}})
+    return {item["pk"]["S"] for item in items}
+
+
+def aggregate_sensor(client, tables, device, sensor, now, result):
+    history = SensorHistory(client, tables, device, sensor)
+    for pk in new_hours(client, tables["minutes"], device, sensor):
+        history.new_hours.add(dynamo.parse_partition(pk)[2])
+    new_days = {dynamo.parse_partition(pk)[2] for pk in new_hours(client, tables["hours"], device, sensor)}
+    history.new_days = new_days
+    history.new_hour_days = {day_of(hour) for hour in history.new_hours}
+    if not history.new_hours and not new_days:
+        return
+    now_hour = hour_of(now)
+    recompute = set(history.new_hours)
+    if history.pin:
+        for hour in sorted(history.new_hours):
+            recompute |= run_hours(history, hour, now_hour)
+        for hour in sorted(recompute):
+            load_window(history, hour, now_hour)
+    runs_of = pin_runs(history, set(history._minutes)) if history.pin else {}
+    days = sorted({day_of(hour) for hour in recompute} | new_days)
+    total, done = len(recompute), 0
+    for day in days:
+        hours = sorted(hour for hour in recompute if day_of(hour) == day)
+        computed = hour_statistics(history, hours, now, runs_of)
+        history.computed.update(computed)
+        stamp = utc_now()
+        hour_items = [dynamo.hour_item(device, sensor, hour, stats, stamp) for hour, stats in computed.items()]
+        writes = [(tables["hours"], item) for item in hour_items]
+        day_hours = history.hours_of_day(day)
+        if day_hours:
+            stats = aggregation.day_stats(sensor, day_hours.values(), day, now, gap_outages(history, day))
+            writes.append((tables["days"], dynamo.day_item(device, sensor, day, stats, stamp)))
+            result.days += 1
+        dynamo.put_all(client, writes)
+        result.hours += len(hour_items)
+        # Consume only once the hour and day items are stored: a crash before leaves it all new.
+        settled = now - SETTLE
+        consume = [(tables["minutes"], dynamo.consumed(item))
+                   for hour in hours for item in history.minute_items(hour)
+                   if "pk_status" in item and dynamo.period_start(item["pk"]["S"], item["sk"]["S"]) < settled]
+        consume += [(tables["hours"], dynamo.consumed(item)) for item in hour_items]
+        if day in new_days:
+            consume += [(tables["hours"], item) for item in stale_hour_items(history, day, computed)]
+        result.consumed += dynamo.put_all(client, consume)
+        result.touched.setdefault(sensor, set()).add(day.date())
+        done += len(hours)
+        if total > PROGRESS_EVERY_HOURS:
+            log.info("sensor %s: %d/%d hours aggregated (up to %s)", sensor, done, total, f"{day:%Y-%m-%d}")
+
+
+def stale_hour_items(history, day, computed):
+    """Hours items of the day still marked new that this run did not rewrite (left by a crash)."""
+    history.hours_of_day(day)
+    return [dynamo.consumed(dynamo.attribute_values(stats)) for hour, stats in history._hours[day].items()
+            if "pk_status" in stats and hour not in computed]
+
+
+def aggregate(config, device, sensors=None, client=None, now=None):
+    """Aggregate every sensor of `device` (or just `sensors`) that has new items."""
+    client = client or dynamo.aws_client()
+    tables = dynamo.table_names(config["table_prefix"])
+    now = now or utc_now()
+    result = AggregateResult()
+    for sensor in sensors or dynamo.sensors_of(client, tables["minutes"], device):
+        aggregate_sensor(client, tables, device, sensor, now, result)
+    return result
+
+
+# --- the Parquet mirror: partitions to rewrite survive a failed upload ------------------------
+
+def mirror_configured(config):
+    return bool(config.get("s3_bucket") or config.get("parquet_dir"))
+
+
+def _pending_path(config):
+    return filebuffer.Buffer(config["buffer_dir"]).directory / MIRROR_PENDING
+
+
+def load_pending(config):
+    """{sensor: {date}} of partitions still to mirror (a failed run leaves them here)."""
+    try:
+        document = json.loads(_pending_path(config).read_text())
+        return {sensor: {dt.date.fromisoformat(day) for day in days} for sensor, days in document.items()}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        log.warning("ignoring unreadable %s (%s)", _pending_path(config), error)
+        return {}
+
+
+def save_pending(config, pending):
+    document = {sensor: sorted(day.isoformat() for day in days) for sensor, days in pending.items() if days}
+    filebuffer.write_atomically(_pending_path(config).parent, MIRROR_PENDING, json.dumps(document, sort_keys=True))
+
+
+def mirror_touched(config, device, touched, client):
+    """Rewrite the Parquet partitions of `touched` dates, and any a failed run left pending."""
+    pending = load_pending(config)
+    for sensor, days in touched.items():
+        pending.setdefault(sensor, set()).update(days)
+    if not any(pending.values()):
+        return
+    save_pending(config, pending)  # before exporting: a crash or an outage must not forget them
+    import mirror  # pyarrow is loaded only by the hourly job, and only when mirroring
+
+    for sensor in sorted(pending):
+        mirror.export(config, device, sensor, sorted(pending[sensor]), client=client)
+        pending[sensor] = set()
+        save_pending(config, pending)
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+def build_parser():
+    parser = ArgumentParser(prog="aggregate.py", description=__doc__.split("\n\n")[0])
+    add_config_flags(parser, KEYS)
+    parser.add_argument("--sensor", action="append", metavar="SENSOR",
+                        help="only this sensor (a pin number or bme280); repeatable")
+    parser.add_argument("--export-from", metavar="DATE",
+                        help="rewrite the Parquet mirror from this UTC date instead of aggregating")
+    parser.add_argument("--export-to", metavar="DATE", help="last date of --export-from (default: today)")
+    return parser
+
+
+def parse_sensor(name):
+    if name == filebuffer.BME280_SENSOR or filebuffer.PIN_SENSOR_RE.match(name or ""):
+        return name
+    raise ConfigError(f"--sensor {name!r} is not a pin number (0-27) or {filebuffer.BME280_SENSOR}")
+
+
+def parse_date(text, flag):
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except (ValueError, AttributeError):
+        raise ConfigError(f"{flag} {text!r} is not a date such as 2025-06-21") from None
+
+
+def export_range(config, args, sensors):
+    if not mirror_configured(config):
+        raise ConfigError("nothing to export to: set --bucket (s3_bucket) or --parquet-dir (parquet_dir)")
+    start = parse_date(args.export_from, "--export-from")
+    end = parse_date(args.export_to, "--export-to") if args.export_to else utc_now().date()
+    if end < start:
+        raise ConfigError(f"--export-to {end} is before --export-from {start}")
+    import mirror
+
+    client = dynamo.aws_client()
+    sensors = sensors or dynamo.sensors_of(client, dynamo.table_names(config["table_prefix"])["minutes"],
+                                           config["device"])
+    mirror.backfill(config, config["device"], sensors, start, end, client=client)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    config = load_config(args, KEYS)
+    sensors = [parse_sensor(name) for name in args.sensor or []]
+    if args.export_to and not args.export_from:
+        raise ConfigError("--export-to needs --export-from")
+    setup_logging(config["log_dir"], "aggregate")
+    buffer = filebuffer.Buffer(config["buffer_dir"])
+    try:
+        with buffer.lock(LOCK_NAME):
+            if args.export_from:
+                export_range(config, args, sensors)
+                return EXIT_OK
+            client = dynamo.aws_client()
+            result = aggregate(config, config["device"], sensors, client=client)
+            if result.hours or result.days:
+                log.info("aggregated %d hours and %d days of %s; %d items consumed",
+                         result.hours, result.days, config["device"], result.consumed)
+            if mirror_configured(config):
+                mirror_touched(config, config["device"], result.touched, client)
+    except filebuffer.BufferLocked:
+        log.info("another aggregation is running; this one leaves the work to it")
+    except dynamo.CloudUnreachable as error:
+        log.warning("DynamoDB or S3 unreachable, aggregation waits for the next run: %s", error)
+    except (filebuffer.BufferError, OSError) as error:
+        raise JobFailed(f"aggregation failed: {error}") from None
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

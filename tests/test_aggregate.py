@@ -1,0 +1,276 @@
+"""Hourly aggregation: known answers from fixed minute data, reruns, late data, batching.
+
+Minute data is written as the flush writes it (dynamo.minute_item, marked new); every
+attribute of the resulting hours and days items is checked against hand-computed values.
+"""
+
+import datetime as dt
+
+import pytest
+
+import aggregate
+import aggregation
+import dynamo
+import filebuffer
+from tests.conftest import run_script
+
+UTC = dt.timezone.utc
+DEVICE = "alex_rpi"
+DAY1 = dt.datetime(2025, 6, 21, tzinfo=UTC)
+DAY2 = DAY1 + dt.timedelta(days=1)
+LATER = dt.datetime(2025, 7, 1, tzinfo=UTC)  # "now" for data that is all in the past
+
+
+def at(text, day=DAY1):
+    hours, minutes = map(int, text.split(":"))
+    return day + dt.timedelta(hours=hours, minutes=minutes)
+
+
+def span(start, end, value, day=DAY1, end_day=None):
+    """Pin readings, one a minute, from start up to (not including) end: "HH:MM" times."""
+    first, last = at(start, day), at(end, end_day or day)
+    return [(first + dt.timedelta(minutes=m), value) for m in range((last - first) // aggregation.MINUTE)]
+
+
+def store(client, config, readings, sensor="4"):
+    """Put minute items exactly as the flush does (pk_status new), 25 at a time."""
+    table = dynamo.table_names(config["table_prefix"])["minutes"]
+    items = []
+    for minute, value in readings:
+        values = value if isinstance(value, dict) else {"reading": value}
+        reading = filebuffer.Reading(DEVICE, sensor, minute + dt.timedelta(seconds=3, microseconds=241969), values)
+        items.append((table, dynamo.minute_item(reading)))
+    dynamo.put_all(client, items)
+    pk, sk = dynamo.registry_key(DEVICE, sensor)
+    client.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": sk}, "device": {"S": DEVICE},
+                                           "sensor": {"S": sensor}})
+
+
+def stored(client, config, kind, sensor="4"):
+    """{period start: attributes without pk, sk, ts} of every hours or days item of the sensor."""
+    table = dynamo.table_names(config["table_prefix"])[kind]
+    items = {}
+    for item in client.scan(TableName=table)["Items"]:
+        attributes = dynamo.plain(item)
+        if dynamo.parse_partition(attributes["pk"])[1] != sensor:
+            continue
+        start = dynamo.period_start(attributes.pop("pk"), attributes.pop("sk"))
+        attributes.pop("ts")
+        items[start] = attributes
+    return items
+
+
+def awaiting(client, config, sensor="4"):
+    return sum(
+        client.query(TableName=table, IndexName=dynamo.INDEX_NAME, KeyConditionExpression="pk_status = :s",
+                     ExpressionAttributeValues={":s": {"S": dynamo.status_key(DEVICE, sensor)}})["Count"]
+        for table in (dynamo.table_names(config["table_prefix"])[kind] for kind in ("minutes", "hours"))
+    )
+
+
+def pin(count, on, outages, longest, expected=60):
+    return {"count": count, "expected": expected, "unknown": expected - count, "on": on, "off": count - on,
+            "uptime": round(on / count, 6), "outages": outages, "longest_outage_minutes": longest}
+
+
+SCENARIOS = {
+    # 22:30-01:30 OFF across midnight: 180 in every hour and both days it touches
+    "outage across midnight": (
+        span("20:00", "22:30", 1) + span("22:30", "01:30", 0, end_day=DAY2) + span("01:30", "04:00", 1, DAY2),
+        {at("20:00"): pin(60, 60, 0, 0), at("21:00"): pin(60, 60, 0, 0), at("22:00"): pin(60, 30, 1, 180),
+         at("23:00"): pin(60, 0, 0, 180), at("00:00", DAY2): pin(60, 0, 0, 180),
+         at("01:00", DAY2): pin(60, 30, 0, 180), at("02:00", DAY2): pin(60, 60, 0, 0),
+         at("03:00", DAY2): pin(60, 60, 0, 0)},
+        {DAY1: pin(240, 150, 1, 180, 1440), DAY2: pin(240, 150, 0, 180, 1440)},
+    ),
+    # ON on even minutes, OFF on odd ones: 30 outages of one minute
+    "flapping pin": (
+        [(at("10:00") + dt.timedelta(minutes=m), 1 - m % 2) for m in range(60)],
+        {at("10:00"): pin(60, 30, 30, 1)},
+        {DAY1: pin(60, 30, 30, 1, 1440)},
+    ),
+    # unknown minutes 12:30-12:39 inside an OFF run don't break it: 12:20..12:49 = 30 minutes
+    "missing minutes": (
+        span("12:00", "12:10", 1) + span("12:20", "12:30", 0) + span("12:40", "13:00", 0)[:10]
+        + span("12:50", "13:00", 1),
+        {at("12:00"): pin(40, 20, 1, 30)},
+        {DAY1: pin(40, 20, 1, 30, 1440)},
+    ),
+    # nothing 03:00-09:59: the 10:00 OFF follows the 02:59 ON. The hour can't see that (its
+    # previous hour is empty), the day does.
+    "hours without readings": (
+        span("00:00", "03:00", 1) + span("10:00", "11:00", 0) + span("11:00", "12:00", 1),
+        {at("00:00"): pin(60, 60, 0, 0), at("01:00"): pin(60, 60, 0, 0), at("02:00"): pin(60, 60, 0, 0),
+         at("10:00"): pin(60, 0, 0, 60), at("11:00"): pin(60, 60, 0, 0)},
+        {DAY1: pin(300, 240, 1, 60, 1440)},
+    ),
+    # the day's first reading (01:00, OFF) follows the previous day's last (21:59, ON)
+    "a day starting after a gap": (
+        span("21:00", "22:00", 1) + span("01:00", "02:00", 0, DAY2) + span("02:00", "03:00", 1, DAY2),
+        {at("21:00"): pin(60, 60, 0, 0), at("01:00", DAY2): pin(60, 0, 0, 60),
+         at("02:00", DAY2): pin(60, 60, 0, 0)},
+        {DAY1: pin(60, 60, 0, 0, 1440), DAY2: pin(120, 60, 1, 60, 1440)},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_known_answers(dynamodb, config, name):
+    readings, hours, days = SCENARIOS[name]
+    store(dynamodb, config, readings)
+    result = aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    assert stored(dynamodb, config, "hours") == hours
+    assert stored(dynamodb, config, "days") == days
+    assert result.hours == len(hours) and result.days == len(days)
+    assert awaiting(dynamodb, config) == 0
+    assert result.touched == {"4": {day.date() for day in days}}
+
+
+def test_bme280_min_max_mean(dynamodb, config):
+    values = [  # three minutes of 10:00 and one of 11:00
+        (at("10:00"), {"temperature_c": 21.5, "humidity_pct": 40.0, "pressure_hpa": 1010.0}),
+        (at("10:01"), {"temperature_c": 22.5, "humidity_pct": 42.0, "pressure_hpa": 1011.0}),
+        (at("10:05"), {"temperature_c": 20.0, "humidity_pct": 41.0, "pressure_hpa": 1012.5}),
+        (at("11:30"), {"temperature_c": 25.0, "humidity_pct": 50.5, "pressure_hpa": 1009.0}),
+    ]
+    store(dynamodb, config, values, sensor="bme280")
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    assert stored(dynamodb, config, "hours", "bme280") == {
+        at("10:00"): {"count": 3, "expected": 60, "unknown": 57,
+                      "temperature_c_min": 20.0, "temperature_c_max": 22.5, "temperature_c_mean": 21.333,
+                      "humidity_pct_min": 40.0, "humidity_pct_max": 42.0, "humidity_pct_mean": 41.0,
+                      "pressure_hpa_min": 1010.0, "pressure_hpa_max": 1012.5, "pressure_hpa_mean": 1011.167},
+        at("11:00"): {"count": 1, "expected": 60, "unknown": 59,
+                      "temperature_c_min": 25.0, "temperature_c_max": 25.0, "temperature_c_mean": 25.0,
+                      "humidity_pct_min": 50.5, "humidity_pct_max": 50.5, "humidity_pct_mean": 50.5,
+                      "pressure_hpa_min": 1009.0, "pressure_hpa_max": 1009.0, "pressure_hpa_mean": 1009.0},
+    }
+    day = stored(dynamodb, config, "days", "bme280")[DAY1]
+    # (21.5 + 22.5 + 20 + 25) / 4 = 22.25, weighted from the hours' means
+    assert day == {"count": 4, "expected": 1440, "unknown": 1436,
+                   "temperature_c_min": 20.0, "temperature_c_max": 25.0, "temperature_c_mean": 22.25,
+                   "humidity_pct_min": 40.0, "humidity_pct_max": 50.5, "humidity_pct_mean": 43.375,
+                   "pressure_hpa_min": 1009.0, "pressure_hpa_max": 1012.5, "pressure_hpa_mean": 1010.625}
+    assert awaiting(dynamodb, config, "bme280") == 0
+
+
+def test_current_hour_counts_expected_up_to_now(dynamodb, config):
+    now = at("14:20") + dt.timedelta(seconds=30)
+    store(dynamodb, config, span("13:00", "14:21", 1))
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=now)
+    hours = stored(dynamodb, config, "hours")
+    assert hours[at("14:00")] == pin(21, 21, 0, 0, expected=21)
+    assert hours[at("13:00")] == pin(60, 60, 0, 0)
+    assert stored(dynamodb, config, "days")[DAY1] == pin(81, 81, 0, 0, expected=14 * 60 + 21)
+    # the newest minutes stay new (a same-minute reading may still come); the next run takes them
+    assert awaiting(dynamodb, config) == aggregate.SETTLE // aggregation.MINUTE
+    store(dynamodb, config, span("14:21", "15:00", 1))
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    assert stored(dynamodb, config, "hours")[at("14:00")] == pin(60, 60, 0, 0)
+    assert awaiting(dynamodb, config) == 0
+
+
+def test_late_reading_recomputes_its_hour_and_day_and_the_run_it_joins(dynamodb, config):
+    # OFF 09:00-09:59 and 11:00-11:59; hour 10 has no readings yet
+    store(dynamodb, config, span("08:00", "09:00", 1) + span("09:00", "10:00", 0) + span("11:00", "12:00", 0)
+          + span("12:00", "13:00", 1))
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    assert stored(dynamodb, config, "hours")[at("09:00")]["longest_outage_minutes"] == 180  # 09:00..11:59
+    assert stored(dynamodb, config, "days")[DAY1]["outages"] == 1
+    # three days late, an ON reading at 10:30 splits the run in two
+    store(dynamodb, config, [(at("10:30"), 1)])
+    result = aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    hours = stored(dynamodb, config, "hours")
+    assert hours[at("09:00")] == pin(60, 0, 1, 60)
+    assert hours[at("10:00")] == pin(1, 1, 0, 0)
+    assert hours[at("11:00")] == pin(60, 0, 1, 60)  # its first reading follows hour 10's ON
+    assert stored(dynamodb, config, "days")[DAY1] == pin(241, 121, 2, 60, 1440)
+    assert result.hours == 3 and awaiting(dynamodb, config) == 0
+
+
+def test_rerun_gives_the_same_items(dynamodb, config):
+    readings, _hours, _days = SCENARIOS["outage across midnight"]
+    store(dynamodb, config, readings)
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    first = stored(dynamodb, config, "hours"), stored(dynamodb, config, "days")
+    assert aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER).hours == 0  # nothing new
+    store(dynamodb, config, readings)  # every reading flushed again: all of it new once more
+    again = aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    assert again.hours == 8
+    assert (stored(dynamodb, config, "hours"), stored(dynamodb, config, "days")) == first
+
+
+def test_one_sensor_day_is_batched(dynamodb, config):
+    store(dynamodb, config, span("00:00", "00:00", 1, end_day=DAY2))
+    calls = []
+    dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **kw: calls.append(model.name))
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    writes = calls.count("BatchWriteItem")
+    # 1440 minutes + 24 hours re-put without pk_status, 24 hours + 1 day: 60 batches of 25
+    assert writes <= 62, calls
+    assert calls.count("Query") <= 30, calls  # registry, 2 index, 24 hours, a few neighbours
+    assert set(calls) <= {"Query", "BatchWriteItem"}
+    assert stored(dynamodb, config, "days")[DAY1] == pin(1440, 1440, 0, 0, 1440)
+
+
+def test_sensors_are_found_from_the_registry_and_narrowed(dynamodb, config):
+    store(dynamodb, config, span("10:00", "10:05", 1), sensor="4")
+    store(dynamodb, config, span("10:00", "10:05", 0), sensor="17")
+    assert aggregate.aggregate(config, DEVICE, sensors=["17"], client=dynamodb, now=LATER).touched.keys() == {"17"}
+    assert awaiting(dynamodb, config, "4") == 5
+    assert aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER).touched.keys() == {"4"}
+
+
+def test_a_crash_before_the_hours_were_consumed_is_finished_by_the_next_run(dynamodb, config, monkeypatch):
+    store(dynamodb, config, span("10:00", "12:00", 1))
+    original = dynamo.put_all
+    calls = []
+
+    def crash_on_consume(client, items, budget=300.0):
+        calls.append(items)
+        if len(calls) == 2:  # the first batch of consumption writes
+            raise dynamo.CloudUnreachable("link lost")
+        return original(client, items, budget)
+
+    monkeypatch.setattr(dynamo, "put_all", crash_on_consume)
+    with pytest.raises(dynamo.CloudUnreachable):
+        aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    monkeypatch.setattr(dynamo, "put_all", original)
+    assert awaiting(dynamodb, config) == 120 + 2  # every minute and both hours still new
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    assert awaiting(dynamodb, config) == 0
+    assert stored(dynamodb, config, "days")[DAY1] == pin(120, 120, 0, 0, 1440)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sensor", "28"], "--sensor '28' is not a pin number"),
+    (["--sensor", "a#b"], "is not a pin number"),
+    (["--export-from", "2025-13-01", "--parquet-dir", "x"], "--export-from '2025-13-01' is not a date"),
+    (["--export-to", "2025-06-01"], "--export-to needs --export-from"),
+    (["--export-from", "2025-06-01"], "nothing to export to"),
+    (["--device", "a#b"], "device"),
+])
+def test_bad_flags_exit_2_with_one_line(server_env, args, message):
+    result = run_script("aggregate.py", "--device", "alex_rpi", *args, env=server_env)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_subprocess_against_the_loopback_server(server_env, server_client):
+    """read_pin.py --simulate writes 3 hours with a known outage; aggregate.py sums them up."""
+    for start, end, value in (("2025-06-21T09:00", "2025-06-21T10:30", "1"),
+                              ("2025-06-21T10:30", "2025-06-21T11:15", "0"),
+                              ("2025-06-21T11:15", "2025-06-21T12:00", "1")):
+        result = run_script("read_pin.py", "--device", DEVICE, "--pin", "4", "--simulate", "--value", value,
+                            "--at", start, "--until", end, env=server_env)
+        assert result.returncode == 0, result.stderr
+    result = run_script("aggregate.py", "--device", DEVICE, env=server_env)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    config = {"table_prefix": server_env["BLACKOUT_TABLE_PREFIX"]}
+    assert stored(server_client, config, "hours") == {
+        at("09:00"): pin(60, 60, 0, 0), at("10:00"): pin(60, 30, 1, 45), at("11:00"): pin(60, 45, 0, 45)}
+    assert stored(server_client, config, "days") == {DAY1: pin(180, 135, 1, 45, 1440)}
+    assert awaiting(server_client, config) == 0
+    again = run_script("aggregate.py", "--device", DEVICE, env=server_env)
+    assert (again.returncode, again.stderr) == (0, "")
