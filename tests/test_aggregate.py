@@ -274,3 +274,33 @@ def test_subprocess_against_the_loopback_server(server_env, server_client):
     assert awaiting(server_client, config) == 0
     again = run_script("aggregate.py", "--device", DEVICE, env=server_env)
     assert (again.returncode, again.stderr) == (0, "")
+
+
+@pytest.mark.slow
+def test_a_week_offline_is_aggregated_in_one_run_with_progress(dynamodb, config, caplog):
+    week = [(DAY1 + dt.timedelta(minutes=m), 0 if 600 <= m % 1440 < 660 else 1) for m in range(7 * 1440)]
+    store(dynamodb, config, week)
+    caplog.set_level("INFO", logger="aggregate")
+    result = aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    assert (result.hours, result.days) == (168, 7)
+    progress = [r.getMessage() for r in caplog.records if "hours aggregated" in r.getMessage()]
+    assert len(progress) == 7 and progress[-1].startswith("sensor 4: 168/168 hours aggregated")
+    days = stored(dynamodb, config, "days")
+    assert all(days[DAY1 + dt.timedelta(days=d)] == pin(1440, 1380, 1, 60, 1440) for d in range(7))
+    assert awaiting(dynamodb, config) == 0
+
+
+def test_a_second_aggregator_leaves_the_work_to_the_first(server_env, server_client):
+    result = run_script("read_pin.py", "--device", DEVICE, "--pin", "4", "--simulate", "--value", "1",
+                        "--at", "2025-06-21T09:00", "--until", "2025-06-21T09:30", env=server_env)
+    assert result.returncode == 0, result.stderr
+    buffer = filebuffer.Buffer(server_env["BLACKOUT_BUFFER_DIR"])
+    with buffer.lock(aggregate.LOCK_NAME):
+        busy = run_script("aggregate.py", "--device", DEVICE, env=server_env)
+    assert (busy.returncode, busy.stderr) == (0, "")
+    config = {"table_prefix": server_env["BLACKOUT_TABLE_PREFIX"]}
+    assert stored(server_client, config, "hours") == {} and awaiting(server_client, config) == 30
+    log_text = "".join(p.read_text() for p in (buffer.directory.parent / "logs").glob("*.log"))
+    assert "another aggregation is running" in log_text
+    assert run_script("aggregate.py", "--device", DEVICE, env=server_env).returncode == 0
+    assert awaiting(server_client, config) == 0
