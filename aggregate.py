@@ -24,10 +24,10 @@ from utils import (
     EXIT_OK,
     ArgumentParser,
     ConfigError,
+    NOT_MAILED,
     JobFailed,
     add_config_flags,
     load_config,
-    parse_time,
     run_cli,
     setup_logging,
     utc_now,
@@ -425,7 +425,8 @@ def main(argv=None):
     except filebuffer.BufferLocked:
         log.info("another aggregation is running; this one leaves the work to it")
     except dynamo.CloudUnreachable as error:
-        log.warning("DynamoDB or S3 unreachable, aggregation waits for the next run: %s", error)
+        log.warning("DynamoDB or S3 unreachable, aggregation waits for the next run: %s", error,
+                    extra=NOT_MAILED)
     except (filebuffer.BufferError, OSError) as error:
         raise JobFailed(f"aggregation failed: {error}") from None
     return EXIT_OK

@@ -23,6 +23,7 @@ from utils import (
     EXIT_OK,
     ArgumentParser,
     ConfigError,
+    NOT_MAILED,
     JobFailed,
     add_config_flags,
     load_config,
@@ -484,7 +485,7 @@ def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):
         return None
     except CloudUnreachable as error:
         log.warning("DynamoDB unreachable, readings stay buffered (%d waiting): %s",
-                    filebuffer.Buffer(config["buffer_dir"]).count(), error)
+                    filebuffer.Buffer(config["buffer_dir"]).count(), error, extra=NOT_MAILED)
         return None
     except (filebuffer.BufferError, OSError) as error:
         raise JobFailed(f"can't flush the buffer in {config['buffer_dir']}: {error}") from None

@@ -346,6 +346,11 @@ def prune_logs(log_dir, keep_days=LOG_KEEP_DAYS, today=None):
                 pass
 
 
+# extra= of a warning that belongs in the log file but not in cron's mail (an unreachable
+# cloud: the reading waits in the buffer; mailing it every minute of an outage helps no one)
+NOT_MAILED = {"quiet": True}
+
+
 def setup_logging(log_dir, name):
     """Daily log files at INFO, warnings and errors on stderr too (cron mails those)."""
     logger = logging.getLogger()
@@ -358,6 +363,7 @@ def setup_logging(log_dir, name):
     formatter.converter = lambda *args: dt.datetime.now(dt.timezone.utc).timetuple()
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.WARNING)
+    stderr.addFilter(lambda record: not getattr(record, "quiet", False))
     stderr.setFormatter(logging.Formatter(f"{name}: %(levelname)s %(message)s"))
     logger.addHandler(stderr)
     try:
