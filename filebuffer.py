@@ -199,7 +199,8 @@ class Buffer:
             entries = list(os.scandir(self.directory))
         except FileNotFoundError:
             return []
-        self._rescue_stale_temps(entries)
+        if self._rescue_stale_temps(entries):
+            entries = list(os.scandir(self.directory))
         return sorted(
             Path(entry.path) for entry in entries
             if entry.name.endswith(SUFFIX) and not entry.name.startswith(".")
@@ -209,6 +210,7 @@ class Buffer:
         # A writer killed between fsync and rename leaves a complete reading under its temp
         # name: put it in place rather than lose it; parse checks decide if it's whole.
         cutoff = time.time() - STALE_TEMP_SECONDS
+        rescued = 0
         for entry in entries:
             if not entry.name.startswith(TEMP_PREFIX):
                 continue
@@ -220,8 +222,10 @@ class Buffer:
                     final += SUFFIX
                 os.rename(entry.path, self.directory / final)
                 log.warning("recovered %s left by an interrupted write", final)
+                rescued += 1
             except OSError:
                 continue
+        return rescued
 
     def load(self, path):
         """The Reading in `path`, or None after moving an invalid file to bad/."""

@@ -39,9 +39,15 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 S3_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.=/-]{1,512}$")
 
 
+def shown(value, limit=60):
+    """repr() of a value for an error message, shortened: the message must stay one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 5]}…{text[-4:]} ({len(str(value))} characters)"
+
+
 def _text(key, value):
     if not isinstance(value, str):
-        raise ConfigError(f"{key} must be a string, got {value!r}")
+        raise ConfigError(f"{key} must be a string, got {shown(value)}")
     return value.strip()
 
 
@@ -49,7 +55,7 @@ def _device(key, value):
     value = _text(key, value)
     if not DEVICE_RE.match(value):
         raise ConfigError(
-            f"{key} {value!r} is not a valid device name: use 1-64 letters, digits, '_' or '-'"
+            f"{key} {shown(value)} is not a valid device name: use 1-64 letters, digits, '_' or '-'"
         )
     return value
 
@@ -58,7 +64,7 @@ def _table_prefix(key, value):
     value = _text(key, value)
     if not TABLE_PREFIX_RE.match(value):
         raise ConfigError(
-            f"{key} {value!r} is not valid: DynamoDB table names allow 3-255 letters, digits, "
+            f"{key} {shown(value)} is not valid: DynamoDB table names allow 3-255 letters, digits, "
             "'_', '-' and '.', so use 1-247 of those"
         )
     return value
@@ -68,7 +74,7 @@ def _bucket(key, value):
     value = _text(key, value)
     if not BUCKET_RE.match(value) or ".." in value:
         raise ConfigError(
-            f"{key} {value!r} is not a valid S3 bucket name: 3-63 lowercase letters, digits, '.' or '-'"
+            f"{key} {shown(value)} is not a valid S3 bucket name: 3-63 lowercase letters, digits, '.' or '-'"
         )
     return value
 
@@ -76,7 +82,7 @@ def _bucket(key, value):
 def _s3_prefix(key, value):
     value = _text(key, value).strip("/")
     if not S3_PREFIX_RE.match(value):
-        raise ConfigError(f"{key} {value!r} is not valid: use letters, digits, '_', '-', '.', '='")
+        raise ConfigError(f"{key} {shown(value)} is not valid: use letters, digits, '_', '-', '.', '='")
     return value
 
 
@@ -85,7 +91,7 @@ def _path(key, value):
     if not value:
         raise ConfigError(f"{key} must not be empty")
     if "\0" in value:
-        raise ConfigError(f"{key} {value!r} is not a valid path")
+        raise ConfigError(f"{key} {shown(value)} is not a valid path")
     path = Path(value).expanduser()
     return path if path.is_absolute() else PROJECT_DIR / path
 
@@ -93,17 +99,17 @@ def _path(key, value):
 def _int_in(low, high):
     def check(key, value):
         if isinstance(value, bool):
-            raise ConfigError(f"{key} must be a whole number from {low} to {high}, got {value!r}")
+            raise ConfigError(f"{key} must be a whole number from {low} to {high}, got {shown(value)}")
         if isinstance(value, str):
             text = value.strip()
             try:
                 value = int(text, 0)
             except ValueError:
                 raise ConfigError(
-                    f"{key} must be a whole number from {low} to {high}, got {text!r}"
+                    f"{key} must be a whole number from {low} to {high}, got {shown(text)}"
                 ) from None
         if not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{key} must be a whole number from {low} to {high}, got {value!r}")
+            raise ConfigError(f"{key} must be a whole number from {low} to {high}, got {shown(value)}")
         return value
 
     return check
@@ -131,7 +137,7 @@ def _telegram_chat_id(key, value):
         value = str(value)
     value = _text(key, value)
     if not TELEGRAM_CHAT_RE.match(value):
-        raise ConfigError(f"{key} {value!r} is not a Telegram chat id: a number such as 123456789 "
+        raise ConfigError(f"{key} {shown(value)} is not a Telegram chat id: a number such as 123456789 "
                           "or -1001234567890, or @channelname")
     return value
 
@@ -165,7 +171,7 @@ def _http_url(secret):
 def _sns_topic_arn(key, value):
     value = _text(key, value)
     if not SNS_TOPIC_ARN_RE.match(value):
-        raise ConfigError(f"{key} {value!r} is not an SNS topic ARN such as "
+        raise ConfigError(f"{key} {shown(value)} is not an SNS topic ARN such as "
                           "arn:aws:sns:eu-central-1:123456789012:blackout (FIFO topics end in .fifo)")
     return value
 
@@ -177,7 +183,7 @@ def _timezone(key, value):
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ConfigError(f"{key} {value!r} is not a time zone name such as Europe/Kyiv or UTC") from None
+        raise ConfigError(f"{key} {shown(value)} is not a time zone name such as Europe/Kyiv or UTC") from None
     return value
 
 
@@ -384,11 +390,19 @@ def setup_logging(log_dir, name):
 # --- CLI edge -------------------------------------------------------------------------
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with errors as one 'Error:' line after the usage line (exit 2)."""
+    """argparse, with errors as one 'Error:' line (exit 2): cron mails stay short."""
 
     def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"Error: {message}\n")
+        self.exit(EXIT_USAGE, f"Error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+MESSAGE_LIMIT = 300
+
+
+def one_line(error):
+    """An error message on one line of bounded length, whatever value it quotes."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT - 1] + "…"
 
 
 def run_cli(main, argv=None):
@@ -396,14 +410,14 @@ def run_cli(main, argv=None):
     try:
         return main(argv)
     except ConfigError as error:
-        print(f"Error: {error}", file=sys.stderr)
+        print(f"Error: {one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except JobFailed as error:
         # the log's stderr handler prints it once set up; before that, print it ourselves
         if logging.getLogger().handlers:
-            logging.getLogger().error("%s", error)
+            logging.getLogger().error("%s", one_line(error))
         else:
-            print(f"Error: {error}", file=sys.stderr)
+            print(f"Error: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)

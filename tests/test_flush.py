@@ -1,0 +1,173 @@
+"""The flush: batches of 25, dedupe, UnprocessedItems backoff, budget, lock, acknowledgement."""
+
+import datetime as dt
+import logging
+
+import pytest
+
+import dynamo
+import filebuffer
+
+UTC = dt.timezone.utc
+START = dt.datetime(2025, 6, 21, 19, 0, 3, 241969, tzinfo=UTC)
+
+
+def fill(config, count, sensor="4", start=START, step=dt.timedelta(minutes=1)):
+    store = filebuffer.Buffer(config["buffer_dir"])
+    readings = [filebuffer.Reading(config["device"], sensor, start + step * i, {"reading": i % 2})
+                for i in range(count)]
+    for reading in readings:
+        store.write(reading)
+    return store, readings
+
+
+def count_calls(client):
+    calls = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **kw: calls.append(model.name))
+    return calls
+
+
+def table_items(client, config):
+    table = dynamo.table_names(config["table_prefix"])["minutes"]
+    return [dynamo.plain(item) for item in client.scan(TableName=table)["Items"] if "ts" in item]
+
+
+@pytest.mark.parametrize("function, args, expected", [
+    (dynamo.minute_key, ("alex_rpi", "4", START), ("device#alex_rpi#sensor#4#date#2025-06-21-19", "time#00")),
+    (dynamo.hour_key, ("alex_rpi", "4", START), ("device#alex_rpi#sensor#4#date#2025-06-21", "time#19")),
+    (dynamo.day_key, ("alex_rpi", "bme280", START), ("device#alex_rpi#sensor#bme280#date#2025-06", "time#21")),
+    (dynamo.status_key, ("alex_rpi", "4"), "device#alex_rpi#sensor#4#status#new"),
+    (dynamo.registry_key, ("alex_rpi", "4"), ("device#alex_rpi#registry", "sensor#4")),
+    (dynamo.format_ts, (START,), "2025-06-21T19:00:03.241969+00:00"),
+    (dynamo.table_names, ("bm",), {"minutes": "bm-minutes", "hours": "bm-hours", "days": "bm-days"}),
+])
+def test_key_formats(function, args, expected):
+    assert function(*args) == expected
+
+
+def test_1000_readings_take_40_batches(dynamodb, config):
+    store, readings = fill(config, 1000)
+    calls = count_calls(dynamodb)
+    result = dynamo.flush(config, client=dynamodb)
+    assert (result.sent, result.left, result.batches) == (1000, 0, 40)
+    assert calls.count("BatchWriteItem") == 40
+    assert calls.count("PutItem") == 1  # the sensor's registry item, once
+    assert len(table_items(dynamodb, config)) == 1000
+    assert store.count() == 0
+    calls.clear()
+    fill(config, 10, start=START + dt.timedelta(days=1))
+    dynamo.flush(config, client=dynamodb)
+    assert calls == ["BatchWriteItem"]  # the registry is remembered across runs
+
+
+def test_two_readings_of_one_minute_collapse_and_the_later_wins(dynamodb, config):
+    store = filebuffer.Buffer(config["buffer_dir"])
+    store.write(filebuffer.Reading(config["device"], "4", START, {"reading": 1}))
+    store.write(filebuffer.Reading(config["device"], "4", START + dt.timedelta(seconds=30), {"reading": 0}))
+    result = dynamo.flush(config, client=dynamodb)
+    assert (result.sent, result.batches) == (2, 1)
+    (item,) = table_items(dynamodb, config)
+    assert (item["reading"], item["ts"]) == (0, "2025-06-21T19:00:33.241969+00:00")
+
+
+class PartialClient:
+    """Answers BatchWriteItem as DynamoDB under pressure does: some items come back unprocessed."""
+
+    def __init__(self, unprocessed_rounds, keep=5):
+        self.rounds, self.keep, self.requests = unprocessed_rounds, keep, []
+
+    def batch_write_item(self, RequestItems):
+        (table, requests), = RequestItems.items()
+        self.requests.append(len(requests))
+        if self.rounds > 0 or self.rounds < 0:
+            self.rounds -= 1
+            return {"UnprocessedItems": {table: requests[:self.keep]}}
+        return {"UnprocessedItems": {}}
+
+    def put_item(self, **kwargs):
+        return {}
+
+
+def test_unprocessed_items_are_retried_with_growing_jittered_backoff(config):
+    fill(config, 25)
+    client, sleeps = PartialClient(unprocessed_rounds=4), []
+    result = dynamo.flush(config, client=client, sleep=sleeps.append)
+    assert result.sent == 25 and filebuffer.Buffer(config["buffer_dir"]).count() == 0
+    assert client.requests == [25, 5, 5, 5, 5]  # only the unprocessed items are resent
+    caps = [min(dynamo.BACKOFF_CAP_SECONDS, dynamo.BACKOFF_BASE_SECONDS * 2 ** n) for n in range(1, 5)]
+    assert len(sleeps) == 4 and all(0 <= delay <= cap for delay, cap in zip(sleeps, caps))
+
+
+def test_the_budget_leaves_unacknowledged_readings_buffered(config):
+    store, _ = fill(config, 60)
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds + 1
+
+    client = PartialClient(unprocessed_rounds=-1)  # never gives up its 5 items
+    result = dynamo.flush(config, budget=10, client=client, clock=lambda: now[0], sleep=sleep)
+    assert result.sent == 20 and result.left == 40  # the first batch minus its 5 stuck items
+    assert store.count() == 40
+    assert len(client.requests) < 30
+
+
+def test_a_file_is_deleted_only_after_its_batch_was_acknowledged(dynamodb, config, monkeypatch):
+    store, _ = fill(config, 60)
+    original, batches = dynamo.batch_write, []
+
+    def fail_second(client, table, requests, deadline, **kwargs):
+        batches.append(len(requests))
+        if len(batches) == 2:
+            raise dynamo.CloudUnreachable("link went down")
+        return original(client, table, requests, deadline, **kwargs)
+
+    monkeypatch.setattr(dynamo, "batch_write", fail_second)
+    with pytest.raises(dynamo.CloudUnreachable):
+        dynamo.flush(config, client=dynamodb)
+    assert store.count() == 35 and len(table_items(dynamodb, config)) == 25
+    monkeypatch.setattr(dynamo, "batch_write", original)
+    assert dynamo.flush(config, client=dynamodb).sent == 35
+    assert len(table_items(dynamodb, config)) == 60
+
+
+def test_a_second_flush_finds_the_lock_and_only_buffers(dynamodb, config, caplog):
+    store, _ = fill(config, 3)
+    caplog.set_level(logging.INFO)
+    with store.lock():
+        assert dynamo.flush_and_report(config) is None
+    assert store.count() == 3
+    assert "another flush is running" in caplog.text
+    with pytest.raises(filebuffer.BufferLocked), store.lock(), store.lock():
+        pass
+
+
+def test_bad_files_are_quarantined_and_never_block_the_others(dynamodb, config, caplog):
+    store, _ = fill(config, 30)
+    (store.directory / "20250621T185900.000000Z-alex_rpi-4.json").write_text("{not json")
+    (store.directory / "20250621T185901.000000Z-alex_rpi-4.json").write_text('{"format": 1}')
+    result = dynamo.flush(config, client=dynamodb)
+    assert result.sent == 30 and store.count() == 0
+    assert sorted(path.name for path in store.bad_dir.iterdir()) == [
+        "20250621T185900.000000Z-alex_rpi-4.json", "20250621T185901.000000Z-alex_rpi-4.json"]
+    assert caplog.text.count("moved bad buffer file") == 2
+
+
+def test_an_unreachable_cloud_is_a_warning_and_the_readings_wait(aws_credentials, config, monkeypatch, caplog):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    store, _ = fill(config, 3)
+    assert dynamo.flush_and_report(config) is None
+    assert store.count() == 3
+    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "DynamoDB unreachable, readings stay buffered (3 waiting)" in record.getMessage()
+    assert record.quiet  # kept out of cron's mail
+
+
+def test_missing_tables_are_a_configuration_error(mocked_aws, config):
+    from utils import ConfigError
+
+    fill(config, 1)
+    with pytest.raises(ConfigError, match="run 'python dynamo.py create-tables'"):
+        dynamo.flush(config)
