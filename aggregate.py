@@ -118,11 +118,16 @@ class SensorHistory:
         return {hour: stats for hour, stats in stored.items() if stats.get("count")}
 
     def days_with_items(self, month):
+        """{day: statistics} of the month's days items."""
         if month not in self._days:
             pk, _sk = dynamo.day_key(self.device, self.sensor, month)
-            self._days[month] = {dynamo.period_start(item["pk"]["S"], item["sk"]["S"])
-                                 for item in self._query(self.tables["days"], pk)}
+            self._days[month] = {dynamo.period_start(stats["pk"], stats["sk"]): stats
+                                 for stats in map(dynamo.plain, self._query(self.tables["days"], pk))}
         return self._days[month]
+
+    def stored_hour(self, hour):
+        self.hours_of_day(day_of(hour))
+        return self._hours[day_of(hour)].get(hour)
 
     def has_readings(self, hour):
         """Whether the hour holds readings, known without reading its minutes if possible.
@@ -276,13 +281,16 @@ def aggregate_sensor(client, tables, device, sensor, now, result):
         computed = hour_statistics(history, hours, now, runs_of)
         history.computed.update(computed)
         stamp = utc_now()
-        hour_items = [dynamo.hour_item(device, sensor, hour, stats, stamp) for hour, stats in computed.items()]
+        # An unchanged item is not rewritten: fewer writes, and the mirror's files stay as they are.
+        hour_items = [dynamo.hour_item(device, sensor, hour, stats, stamp) for hour, stats in computed.items()
+                      if statistics_of(history.stored_hour(hour)) != stats]
         writes = [(tables["hours"], item) for item in hour_items]
         day_hours = history.hours_of_day(day)
         if day_hours:
             stats = aggregation.day_stats(sensor, day_hours.values(), day, now, gap_outages(history, day))
-            writes.append((tables["days"], dynamo.day_item(device, sensor, day, stats, stamp)))
-            result.days += 1
+            if statistics_of(history.days_with_items(day.replace(day=1)).get(day)) != stats:
+                writes.append((tables["days"], dynamo.day_item(device, sensor, day, stats, stamp)))
+                result.days += 1
         dynamo.put_all(client, writes)
         result.hours += len(hour_items)
         # Consume only once the hour and day items are stored: a crash before leaves it all new.
@@ -291,20 +299,28 @@ def aggregate_sensor(client, tables, device, sensor, now, result):
                    for hour in hours for item in history.minute_items(hour)
                    if "pk_status" in item and dynamo.period_start(item["pk"]["S"], item["sk"]["S"]) < settled]
         consume += [(tables["hours"], dynamo.consumed(item)) for item in hour_items]
-        if day in new_days:
-            consume += [(tables["hours"], item) for item in stale_hour_items(history, day, computed)]
+        consume += [(tables["hours"], item) for item in stale_hour_items(history, day, hour_items)]
         result.consumed += dynamo.put_all(client, consume)
-        result.touched.setdefault(sensor, set()).add(day.date())
+        if writes or day in history.new_hour_days:
+            result.touched.setdefault(sensor, set()).add(day.date())
         done += len(hours)
         if total > PROGRESS_EVERY_HOURS:
             log.info("sensor %s: %d/%d hours aggregated (up to %s)", sensor, done, total, f"{day:%Y-%m-%d}")
 
 
-def stale_hour_items(history, day, computed):
-    """Hours items of the day still marked new that this run did not rewrite (left by a crash)."""
+def statistics_of(stored):
+    """The statistics of a stored hours or days item (None if there is none)."""
+    if stored is None:
+        return None
+    return {name: value for name, value in stored.items() if name not in ("pk", "sk", "ts", "pk_status")}
+
+
+def stale_hour_items(history, day, rewritten):
+    """Hours items of the day still marked new that this run does not rewrite (left by a crash)."""
     history.hours_of_day(day)
-    return [dynamo.consumed(dynamo.attribute_values(stats)) for hour, stats in history._hours[day].items()
-            if "pk_status" in stats and hour not in computed]
+    keys = {item["sk"]["S"] for item in rewritten}
+    return [dynamo.consumed(dynamo.attribute_values(stats)) for stats in history._hours[day].values()
+            if "pk_status" in stats and stats["sk"] not in keys]
 
 
 def aggregate(config, device, sensors=None, client=None, now=None):
@@ -342,7 +358,9 @@ def load_pending(config):
 
 def save_pending(config, pending):
     document = {sensor: sorted(day.isoformat() for day in days) for sensor, days in pending.items() if days}
-    filebuffer.write_atomically(_pending_path(config).parent, MIRROR_PENDING, json.dumps(document, sort_keys=True))
+    directory = _pending_path(config).parent
+    directory.mkdir(parents=True, exist_ok=True)
+    filebuffer.write_atomically(directory, MIRROR_PENDING, json.dumps(document, sort_keys=True))
 
 
 def mirror_touched(config, device, touched, client):
