@@ -1,12 +1,15 @@
 """`make demo`: the whole pipeline on this machine, with no Pi and no AWS account.
 
-Starts a local DynamoDB+S3 endpoint (moto's server) on 127.0.0.1, creates the tables, takes
-simulated readings through the real scripts, and shows what landed. Everything it writes
-goes to demo-output/; it stops the endpoint it started.
+Starts a local DynamoDB+S3 endpoint (moto's server) on 127.0.0.1, creates the tables and a
+bucket, takes two days of simulated readings through the real scripts, aggregates them,
+mirrors Parquet to the bucket and to demo-output/parquet, runs the notebook headless to PNG
+plots, and shows what the simulated outages would have notified. Everything it writes goes
+to demo-output/; it stops the endpoint it started.
 """
 
 import argparse
 import datetime as dt
+import logging
 import os
 import shutil
 import socket
@@ -54,32 +57,70 @@ def run(env, script, *args):
     return result
 
 
+BUCKET = "demo-blackout-monitor"
+
+
 def pipeline(endpoint, output_dir, days=2, now=None):
-    """Create tables, generate `days` simulated days up to now, flush. Returns the env used."""
+    """Tables, bucket, `days` simulated days up to now, aggregates, mirror, plots.
+
+    Returns (env, first date, last date).
+    """
     now = (now or dt.datetime.now(dt.timezone.utc)).replace(second=0, microsecond=0)
     start = (now - dt.timedelta(days=days)).replace(hour=0, minute=0)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.toml").write_text(f'device = "{DEVICE}"\n')
+    (output_dir / "config.toml").write_text(
+        f'device = "{DEVICE}"\ns3_bucket = "{BUCKET}"\nparquet_dir = "{output_dir / "parquet"}"\n')
     env = demo_env(endpoint, output_dir)
     run(env, "dynamo.py", "create-tables")
+    import boto3  # the demo's own bucket; the project never creates buckets
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="demo",
+                 aws_secret_access_key="demo").create_bucket(Bucket=BUCKET)
     span = ["--simulate", "--at", start.strftime("%Y-%m-%dT%H:%M"), "--until", now.strftime("%Y-%m-%dT%H:%M")]
     run(env, "read_pin.py", "--pin", PIN, *span)
     run(env, "read_env.py", *span)
-    if (PROJECT_DIR / "aggregate.py").exists():
-        run(env, "aggregate.py")
+    run(env, "aggregate.py")
     run(env, "dynamo.py", "status")
-    return env
+    run(env, "notify.py", "list")
+    return env, start.date(), now.date()
+
+
+def execute_notebook(parameters, timeout=180):
+    """Run visualise.ipynb headless with `parameters` in place of its parameters cell."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(PROJECT_DIR / "visualise.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    cell.source = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(PROJECT_DIR)}}).execute()
+    return notebook
+
+
+def plots(output_dir, first, last):
+    """The notebook's figures as PNG files in output_dir/plots, from the local Parquet mirror."""
+    started = time.monotonic()
+    execute_notebook({"SOURCE": str(output_dir / "parquet"), "DEVICE": DEVICE, "PIN_SENSOR": PIN,
+                      "ENV_SENSOR": "bme280", "START": first.isoformat(), "END": last.isoformat(),
+                      "TABLE_PREFIX": "blackout-monitor", "OUTPUT_DIR": str(output_dir / "plots")})
+    print(f"$ (visualise.ipynb, headless)   ({time.monotonic() - started:.1f}s)")
+    return sorted((output_dir / "plots").glob("*.png"))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", default=str(PROJECT_DIR / "demo-output"),
                         help="where the demo writes (wiped first)")
+    parser.add_argument("--wait", action="store_true", help="keep the endpoint up until Enter is pressed")
     args = parser.parse_args(argv)
     output_dir = Path(args.output)
     shutil.rmtree(output_dir, ignore_errors=True)
 
     from moto.server import ThreadedMotoServer  # a development dependency, not a runtime one
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the endpoint's request log
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -87,15 +128,26 @@ def main(argv=None):
     endpoint = f"http://127.0.0.1:{port}"
     print(f"local DynamoDB/S3 endpoint: {endpoint} (moto)")
     try:
-        pipeline(endpoint, output_dir)
+        _env, first, last = pipeline(endpoint, output_dir)
+        pngs = plots(output_dir, first, last)
+        print("\nPlots:")
+        for png in pngs:
+            print(f"  {png}")
         hour = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
-        pk = f"device#{DEVICE}#sensor#{PIN}#date#{hour:%Y-%m-%d-%H}"
-        print("\nTry it while the endpoint runs (this demo stops it on exit):")
-        print(f"  AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo "
-              "AWS_SECRET_ACCESS_KEY=demo .venv/bin/aws dynamodb query "
-              "--table-name blackout-monitor-minutes --key-condition-expression 'pk = :pk' "
-              f"--expression-attribute-values '{{\":pk\":{{\"S\":\"{pk}\"}}}}'")
-        print(f"\nbuffer and logs: {output_dir}")
+        credentials = (f"AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo "
+                       "AWS_SECRET_ACCESS_KEY=demo")
+        prefix = f"device#{DEVICE}#sensor#{PIN}#date#"
+        print("\nTry these while the demo waits (press Enter to stop the endpoint):" if args.wait else
+              "\nQueries to try (with --wait the endpoint stays up until you press Enter):")
+        for table, pk in (("minutes", f"{prefix}{hour:%Y-%m-%d-%H}"), ("hours", f"{prefix}{hour:%Y-%m-%d}"),
+                          ("days", f"{prefix}{hour:%Y-%m}")):
+            print(f"  {credentials} .venv/bin/aws dynamodb query --table-name blackout-monitor-{table} "
+                  f"--key-condition-expression 'pk = :pk' "
+                  f"--expression-attribute-values '{{\":pk\":{{\"S\":\"{pk}\"}}}}'")
+        print(f"\nParquet mirror: {output_dir / 'parquet'} and s3://{BUCKET}/blackout-monitor/ (on the endpoint)")
+        print(f"buffer and logs: {output_dir}")
+        if args.wait:
+            input()
     finally:
         server.stop()
     return 0
