@@ -1,0 +1,43 @@
+"""README's DuckDB query runs on a real mirror; its Athena DDL matches the files' columns."""
+
+import datetime as dt
+import re
+
+import pytest
+
+import mirror
+from tests.conftest import PROJECT_DIR
+from tests.test_mirror import mirrored  # noqa: F401 (the fixture)
+
+duckdb = pytest.importorskip("duckdb")
+
+
+def sql_blocks():
+    return re.findall(r"```sql\n(.*?)```", (PROJECT_DIR / "README.md").read_text(), re.S)
+
+
+def test_the_duckdb_query_answers_on_the_local_mirror(mirrored, monkeypatch):  # noqa: F811
+    query = sql_blocks()[0]
+    monkeypatch.chdir(mirrored["parquet_dir"].parent)
+    (mirrored["parquet_dir"].parent / "parquet").exists() or pytest.fail("the mirror folder is 'parquet'")
+    rows = duckdb.sql(query).fetchall()
+    assert rows == [(dt.date(2025, 6, 21), 240, 150, 0.625), (dt.date(2025, 6, 22), 90, 0, 0.0)]
+
+
+def test_the_athena_table_matches_the_files():
+    ddl = sql_blocks()[1]
+    body = re.search(r"CREATE EXTERNAL TABLE \w+ \((.*?)\)\s*PARTITIONED BY \((.*?)\)", ddl, re.S)
+    columns = [line.strip().rstrip(",").split() for line in body.group(1).strip().splitlines()]
+    partitions = [part.strip().split()[0].strip("`") for part in body.group(2).split(",")]
+    pin, env = mirror.schema("minutes", "4"), mirror.schema("minutes", "bme280")
+    expected = {}
+    for field in list(pin) + list(env):
+        expected[field.name] = "timestamp" if field.name == "ts" else ("bigint" if str(field.type) == "int64"
+                                                                       else "double")
+    assert dict(columns) == expected
+    assert partitions == ["device", "sensor", "date"]
+    path = mirror.partition_path("minutes", "alex_rpi", "4", dt.date(2025, 6, 21))
+    template = re.search(r"'storage.location.template' = 's3://[^/]+/[^/]+/(.*?)'", ddl).group(1)
+    assert template.replace("${device}", "alex_rpi").replace("${sensor}", "4").replace(
+        "${date}", "2025-06-21") + mirror.FILE_NAME == path
+    assert "'projection.date.format' = 'yyyy-MM-dd'" in ddl
