@@ -304,3 +304,22 @@ def test_a_second_aggregator_leaves_the_work_to_the_first(server_env, server_cli
     assert "another aggregation is running" in log_text
     assert run_script("aggregate.py", "--device", DEVICE, env=server_env).returncode == 0
     assert awaiting(server_client, config) == 0
+
+
+def test_export_range_rewrites_the_mirror_quietly(server_env, server_client, tmp_path):
+    pytest.importorskip("pyarrow")
+    result = run_script("read_pin.py", "--device", DEVICE, "--pin", "4", "--simulate", "--value", "1",
+                        "--at", "2025-06-21T23:50", "--until", "2025-06-22T00:10", env=server_env)
+    assert result.returncode == 0, result.stderr
+    assert run_script("aggregate.py", "--device", DEVICE, env=server_env).returncode == 0
+    export = run_script("aggregate.py", "--device", DEVICE, "--parquet-dir", tmp_path / "parquet",
+                        "--export-from", "2025-06-20", "--export-to", "2025-06-22", env=server_env)
+    assert (export.returncode, export.stdout, export.stderr) == (0, "", "")  # no progress bar without a terminal
+    written = sorted(str(p.relative_to(tmp_path / "parquet")) for p in (tmp_path / "parquet").rglob("*.parquet"))
+    assert written == [
+        "days/device=alex_rpi/sensor=4/month=2025-06/data.parquet",
+        "hours/device=alex_rpi/sensor=4/date=2025-06-21/data.parquet",
+        "hours/device=alex_rpi/sensor=4/date=2025-06-22/data.parquet",
+        "minutes/device=alex_rpi/sensor=4/date=2025-06-21/data.parquet",
+        "minutes/device=alex_rpi/sensor=4/date=2025-06-22/data.parquet",
+    ]
