@@ -1,4 +1,5 @@
 # make test: run the tests.  make demo: the whole pipeline on this machine, no Pi, no AWS.
+# make bench: cost and speed figures into BENCHMARKS.md.
 # Both create .venv from the pinned requirements when it is missing or out of date.
 PYTHON ?= python3
 VENV := .venv
@@ -19,6 +20,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) demo.py
+
+# Benchmarks against a local moto server; writes BENCHMARKS.md (several minutes; not part of test).
+bench: $(STAMP)
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

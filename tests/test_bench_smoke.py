@@ -1,0 +1,24 @@
+"""Every benchmark runs, with tiny sizes (make bench runs the real ones)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+pytest.importorskip("duckdb")
+
+
+@pytest.mark.slow
+def test_the_benchmarks_run_and_report(tmp_path):
+    output = tmp_path / "BENCHMARKS.md"
+    result = subprocess.run([sys.executable, str(PROJECT_DIR / "bench" / "run.py"), "--smoke", "--output", str(output)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    text = output.read_text()
+    for heading in ("## 1. Flush", "## 2. Aggregation", "## 3. The minute job", "## 4. Write and read units, cost",
+                    "## 5. Parquet"):
+        assert heading in text
+    assert "| ours: BatchWriteItem of 25 (+1 registry PutItem) | 4 / 4.0 / 4 |" in text  # 60 readings
+    assert "**per reading** | **4**" in text
