@@ -38,6 +38,7 @@ INDEX_NAME = "status-index"
 TABLE_KINDS = ("minutes", "hours", "days")
 BATCH_LIMIT = 25  # BatchWriteItem's documented maximum
 FLUSH_BUDGET_SECONDS = 40.0  # a minute job must end well inside its minute
+FLUSH_WORKERS = 4  # BatchWriteItem requests in flight at once
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 2.0
 UNREACHABLE_CODES = {
@@ -431,6 +432,11 @@ def register_sensors(client, buffer, table, readings, known):
 def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic, sleep=time.sleep):
     """Send buffered readings oldest first in batches of 25; delete each file once acknowledged.
 
+    Up to FLUSH_WORKERS batches are in flight at once: on a slow link the round trips, not the
+    bytes, are what a backlog costs. The batches of one round have distinct keys (a later
+    reading of a minute replaces an earlier one before sending), and a round starts only when
+    the one before it ended, so no two writes of one key ever race.
+
     Raises buffer.BufferLocked when another flush runs, CloudUnreachable when DynamoDB can't be
     reached (the rest stays buffered), ConfigError for missing tables or credentials.
     """
@@ -446,34 +452,65 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
             if clock() >= deadline:
                 log.info("flush budget of %.0fs spent; the rest waits for the next run", budget)
                 break
-            batch = {}  # (pk, sk) -> (reading, [paths]); a later reading of a minute replaces it
-            while index < len(paths) and len(batch) < BATCH_LIMIT:
+            pending = {}  # (pk, sk) -> (reading, [paths]); a later reading of a minute replaces it
+            while index < len(paths) and len(pending) < BATCH_LIMIT * FLUSH_WORKERS:
                 path = paths[index]
                 index += 1
                 reading = buffer.load(path)
                 if reading is None:
                     continue
                 key = minute_key(reading.device, reading.sensor, reading.ts)
-                earlier, earlier_paths = batch.get(key, (None, []))
+                earlier, earlier_paths = pending.get(key, (None, []))
                 newest = reading if earlier is None or reading.ts >= earlier.ts else earlier
-                batch[key] = (newest, earlier_paths + [path])
-            if not batch:
+                pending[key] = (newest, earlier_paths + [path])
+            if not pending:
                 continue
             client = client or aws_client()
-            register_sensors(client, buffer, table, [reading for reading, _ in batch.values()], registered)
+            register_sensors(client, buffer, table, [reading for reading, _ in pending.values()], registered)
             requests = [
                 {"PutRequest": {"Item": minute_item(reading, config.get("retention_days"))}}
-                for reading, _ in batch.values()
+                for reading, _ in pending.values()
             ]
-            acknowledged = batch_write(client, table, requests, deadline, sleep=sleep, clock=clock)
-            result.batches += 1
-            done = [path for request in acknowledged for path in batch[_request_key(request)][1]]
-            result.sent += buffer.remove(done)
-            if len(acknowledged) < len(requests):
+            batches = [requests[start:start + BATCH_LIMIT] for start in range(0, len(requests), BATCH_LIMIT)]
+
+            def send(batch):
+                """Write one batch, then delete the files of what DynamoDB acknowledged."""
+                acknowledged = batch_write(client, table, batch, deadline, sleep=sleep, clock=clock)
+                done = [path for request in acknowledged for path in pending[_request_key(request)][1]]
+                return buffer.remove(done), len(acknowledged) < len(batch)
+
+            failure, stuck = None, False
+            for outcome in _concurrently(send, batches):
+                if isinstance(outcome, Exception):
+                    failure = failure or outcome
+                    continue
+                result.batches += 1
+                result.sent += outcome[0]
+                stuck = stuck or outcome[1]
+            if failure is not None:
+                raise failure  # once every acknowledged file is gone: nothing is sent twice
+            if stuck:
                 log.info("flush budget spent retrying unprocessed items")
                 break
         result.left = buffer.count()
     return result
+
+
+def _concurrently(function, batches):
+    """function(batch) for each batch, in threads when there are several (boto3 clients are
+    thread-safe); returns each result, or the exception that ended it, in order."""
+    def run(batch):
+        try:
+            return function(batch)
+        except Exception as error:  # handed back, so the other batches' acknowledgements count
+            return error
+
+    if len(batches) == 1:  # the minute job's usual case: no thread pool
+        return [run(batches[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+        return list(pool.map(run, batches))
 
 
 def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):

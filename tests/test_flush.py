@@ -105,30 +105,38 @@ def test_the_budget_leaves_unacknowledged_readings_buffered(config):
     def sleep(seconds):
         now[0] += seconds + 1
 
-    client = PartialClient(unprocessed_rounds=-1)  # never gives up its 5 items
+    client = PartialClient(unprocessed_rounds=-1)  # never gives up the first 5 items of a batch
     result = dynamo.flush(config, budget=10, client=client, clock=lambda: now[0], sleep=sleep)
-    assert result.sent == 20 and result.left == 40  # the first batch minus its 5 stuck items
-    assert store.count() == 40
+    # batches of 25, 25 and 10 went out together; each kept its first 5 until the budget ran out
+    assert result.sent == 45 and result.left == 15
+    assert store.count() == 15
     assert len(client.requests) < 30
 
 
 def test_a_file_is_deleted_only_after_its_batch_was_acknowledged(dynamodb, config, monkeypatch):
-    store, _ = fill(config, 60)
-    original, batches = dynamo.batch_write, []
+    store, readings = fill(config, 160)  # rounds of 100 (4 batches in flight), then 60
+    original, sent = dynamo.batch_write, []
 
-    def fail_second(client, table, requests, deadline, **kwargs):
-        batches.append(len(requests))
-        if len(batches) == 2:
+    def fail_one(client, table, requests, deadline, **kwargs):
+        if requests[0]["PutRequest"]["Item"]["sk"]["S"] == "time#25":  # the second batch
             raise dynamo.CloudUnreachable("link went down")
+        sent.append(len(requests))
         return original(client, table, requests, deadline, **kwargs)
 
-    monkeypatch.setattr(dynamo, "batch_write", fail_second)
+    monkeypatch.setattr(dynamo, "batch_write", fail_one)
     with pytest.raises(dynamo.CloudUnreachable):
         dynamo.flush(config, client=dynamodb)
-    assert store.count() == 35 and len(table_items(dynamodb, config)) == 25
+    # the other batches of the round landed and their files are gone; the next round never started
+    assert sorted(sent) == [25, 25, 25]
+    stored = {(item["pk"], item["sk"]) for item in table_items(dynamodb, config)}
+    buffered = {path.name for path in store.pending()}
+    assert len(stored) == 75 and len(buffered) == 85
+    for reading in readings:  # each reading is in exactly one place
+        assert (dynamo.minute_key(reading.device, reading.sensor, reading.ts) in stored) != (
+            reading.file_name in buffered)
     monkeypatch.setattr(dynamo, "batch_write", original)
-    assert dynamo.flush(config, client=dynamodb).sent == 35
-    assert len(table_items(dynamodb, config)) == 60
+    assert dynamo.flush(config, client=dynamodb).sent == 85
+    assert len(table_items(dynamodb, config)) == 160
 
 
 def test_a_second_flush_finds_the_lock_and_only_buffers(dynamodb, config, caplog):
