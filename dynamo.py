@@ -627,7 +627,7 @@ def table_arns(prefix, with_index=False):
     return arns + [f"{arn}/index/{INDEX_NAME}" for arn in arns] if with_index else arns
 
 
-def policy_document(config, device, bucket=None, prefix=None):
+def policy_document(config, device, bucket=None, prefix=None, sns_topic_arn=None):
     """The IAM policy of one Pi: its own keys in its own tables, its own Parquet folders.
 
     dynamodb:LeadingKeys limits every item and query partition key to `device#NAME#...`: its
@@ -668,6 +668,13 @@ def policy_document(config, device, bucket=None, prefix=None):
             "Resource": [f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}{kind}/device={device}/*"
                          for kind in PARQUET_KINDS],
         })
+    if sns_topic_arn:  # the power-change notifications' SNS channel (notify.py)
+        statements.append({
+            "Sid": "PublishPowerChanges",
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": [sns_topic_arn],
+        })
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -684,7 +691,7 @@ def admin_policy_document(config):
 # --- CLI --------------------------------------------------------------------------------------
 
 COMMON_KEYS = ("table_prefix", "buffer_dir", "log_dir")
-POLICY_KEYS = ("device", "table_prefix", "s3_bucket", "s3_prefix")
+POLICY_KEYS = ("device", "table_prefix", "s3_bucket", "s3_prefix", "sns_topic_arn")
 
 
 def build_parser():
@@ -720,7 +727,8 @@ def main(argv=None):
             document = admin_policy_document(load_config(args, ("table_prefix",)))
         else:
             config = load_config(args, POLICY_KEYS)
-            document = policy_document(config, config["device"], config["s3_bucket"], config["s3_prefix"])
+            document = policy_document(config, config["device"], config["s3_bucket"], config["s3_prefix"],
+                                       config["sns_topic_arn"])
         print(json.dumps(document, indent=2))
         return EXIT_OK
     config = load_config(args, KEYS_OF[args.command])

@@ -423,15 +423,24 @@ class Webhook:
     name = "webhook"
 
     def __init__(self, url):
-        from urllib.parse import urlsplit
+        import base64
+        from urllib.parse import unquote, urlsplit, urlunsplit
 
-        self.url = url
         parts = urlsplit(url)
+        userinfo, _, host = parts.netloc.rpartition("@")
         # the path, query and credentials of a webhook URL are often its secret
-        self.secrets = (url, parts.path if len(parts.path) > 1 else "", parts.query, parts.netloc.rpartition("@")[0])
+        self.secrets = (url, parts.path if len(parts.path) > 1 else "", parts.query, userinfo)
+        # urllib takes user:password@ for part of the host name: send it as Basic auth instead
+        self.url = urlunsplit(parts._replace(netloc=host)) if userinfo else url
+        self.auth = {}
+        if userinfo:
+            user, _, password = userinfo.partition(":")
+            token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+            self.auth = {"Authorization": f"Basic {token}"}
+            self.secrets += (token,)
 
     def send(self, message, text, timeout):
-        headers = {"Idempotency-Key": message["id"]}
+        headers = {"Idempotency-Key": message["id"], **self.auth}
         try:
             status, headers, body = _post_json(self.url, webhook_document(message, text), headers, timeout)
         except Exception as error:

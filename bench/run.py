@@ -289,6 +289,10 @@ def bench_minute_job(endpoint, size):
                BLACKOUT_CONFIG=str(workdir / "config.toml"), BLACKOUT_DEVICE=DEVICE)
     subprocess.run([sys.executable, str(PROJECT_DIR / "dynamo.py"), "create-tables"], env=env, check=True,
                    capture_output=True)
+    # On a Pi the first cron run leaves the modules' bytecode in __pycache__, as pip did for
+    # boto3's; compile them here too, or every measured run would compile them from source
+    # (this machine sets PYTHONDONTWRITEBYTECODE).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-l", str(PROJECT_DIR)], check=True)
     bare = ("import boto3; boto3.client('dynamodb').put_item(TableName='bench-minute-minutes', "
             "Item={'pk': {'S': 'device#bench_rpi#sensor#4#date#2025-06-01-00'}, 'sk': {'S': 'time#00'}})")
     commands = {

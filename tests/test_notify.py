@@ -616,6 +616,21 @@ def test_test_notify_all_channels_ok(mocked_aws, cli_env, capsys, telegram, webh
     assert not (tmp_path / "buffer" / "notify" / "queue").exists()  # a test message is never queued
 
 
+def test_webhook_credentials_in_the_url_go_as_basic_auth_never_to_the_log(cli_env, capsys, webhook, tmp_path):
+    import base64
+
+    url = webhook.url.replace("http://", "http://hook%40user:s3cr%3At@") + "/hook"
+    cli_env.setenv("BLACKOUT_WEBHOOK_URL", url)
+    cli_env.setenv("BLACKOUT_PIN", "4")
+    assert run_cli(read_pin.main, ["--test-notify"]) == 0
+    (request,) = webhook.delivered()
+    assert request.path == "/hook"
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"hook@user:s3cr:t").decode()
+    logged = capsys.readouterr()
+    logged = logged.out + logged.err + "".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
+    assert "s3cr" not in logged
+
+
 def test_test_notify_reports_each_failure(cli_env, capsys, telegram):
     for name, value in {"TELEGRAM_TOKEN": WRONG_TOKEN, "TELEGRAM_CHAT_ID": CHAT_ID,
                         "TELEGRAM_API_URL": telegram.url,

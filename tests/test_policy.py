@@ -140,3 +140,11 @@ def test_policy_never_prints_credentials(env):
     result = run_script("dynamo.py", "policy", "--device", "alex_rpi", env=env, timeout=60)
     assert result.returncode == 0
     assert "SECRET" not in result.stdout + result.stderr and "verysecret" not in result.stdout + result.stderr
+
+
+def test_sns_publish_only_on_the_configured_topic(env):
+    topic = "arn:aws:sns:eu-central-1:123456789012:blackout.fifo"
+    assert "PublishPowerChanges" not in statements(policy(env, "--device", "alex_rpi"))
+    found = statements(policy(env, "--device", "alex_rpi", "--sns-topic-arn", topic))
+    assert found["PublishPowerChanges"] == {"Sid": "PublishPowerChanges", "Effect": "Allow",
+                                            "Action": ["sns:Publish"], "Resource": [topic]}

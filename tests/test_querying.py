@@ -7,7 +7,7 @@ import pytest
 
 import mirror
 from tests.conftest import PROJECT_DIR
-from tests.test_mirror import mirrored  # noqa: F401 (the fixture)
+from tests.test_mirror import DEVICE, mirrored  # noqa: F401 (the fixture)
 
 duckdb = pytest.importorskip("duckdb")
 
@@ -20,6 +20,11 @@ def test_the_duckdb_query_answers_on_the_local_mirror(mirrored, monkeypatch):  #
     query = sql_blocks()[0]
     monkeypatch.chdir(mirrored["parquet_dir"].parent)
     (mirrored["parquet_dir"].parent / "parquet").exists() or pytest.fail("the mirror folder is 'parquet'")
+    # another device's BME280 files, listed first, must not lend the query their columns
+    bme280 = mirrored["parquet_dir"] / mirror.partition_path("minutes", DEVICE, "bme280", dt.date(2025, 6, 21))
+    other = mirrored["parquet_dir"] / mirror.partition_path("minutes", "a_env_only", "bme280", dt.date(2025, 6, 21))
+    other.parent.mkdir(parents=True)
+    other.write_bytes(bme280.read_bytes())
     rows = duckdb.sql(query).fetchall()
     assert rows == [(dt.date(2025, 6, 21), 240, 150, 0.625), (dt.date(2025, 6, 22), 90, 0, 0.0)]
 
