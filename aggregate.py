@@ -40,9 +40,11 @@ LOCK_NAME = ".aggregate.lock"
 MIRROR_PENDING = ".mirror-pending.json"
 # An OFF run is followed this far from new readings, back and forward, to measure it whole.
 MAX_WALK = dt.timedelta(days=7)
-# Minute items younger than this stay `new` for the next run: a second reading of the same
-# minute may still be on its way, and consuming re-puts the item as read.
+# Items stay `new` until their hour (minutes) or day (hours) has been over this long, so the
+# run after a period ends recomputes it whole, readings that were still on their way included.
 SETTLE = dt.timedelta(minutes=3)
+# How long aggregation waits for a minute job's flush to finish (its budget is 40 s).
+FLUSH_LOCK_WAIT_SECONDS = 60.0
 PROGRESS_EVERY_HOURS = 24
 
 
@@ -293,13 +295,16 @@ def aggregate_sensor(client, tables, device, sensor, now, result):
                 result.days += 1
         dynamo.put_all(client, writes)
         result.hours += len(hour_items)
-        # Consume only once the hour and day items are stored: a crash before leaves it all new.
+        # Consume only once the hour and day items are stored (a crash before leaves it all new),
+        # and only what belongs to a period that has ended: until then the next run must
+        # recompute it, or its `expected` would stay frozen at what had elapsed.
         settled = now - SETTLE
         consume = [(tables["minutes"], dynamo.consumed(item))
-                   for hour in hours for item in history.minute_items(hour)
-                   if "pk_status" in item and dynamo.period_start(item["pk"]["S"], item["sk"]["S"]) < settled]
-        consume += [(tables["hours"], dynamo.consumed(item)) for item in hour_items]
-        consume += [(tables["hours"], item) for item in stale_hour_items(history, day, hour_items)]
+                   for hour in hours if hour + HOUR <= settled
+                   for item in history.minute_items(hour) if "pk_status" in item]
+        if day + DAY <= settled:
+            consume += [(tables["hours"], dynamo.consumed(item)) for item in hour_items]
+            consume += [(tables["hours"], item) for item in stale_hour_items(history, day, hour_items)]
         result.consumed += dynamo.put_all(client, consume)
         if writes or day in history.new_hour_days:
             result.touched.setdefault(sensor, set()).add(day.date())
@@ -434,7 +439,17 @@ def main(argv=None):
                 export_range(config, args, sensors)
                 return EXIT_OK
             client = dynamo.aws_client()
-            result = aggregate(config, config["device"], sensors, client=client)
+            # Consuming re-puts the minute items as they were read; holding the flush lock means
+            # no reading of this device (only this Pi's flush writes its keys) can land between
+            # that read and the re-put and be overwritten. A reading taken meanwhile waits in the
+            # buffer for the next minute's flush.
+            try:
+                with buffer.lock(dynamo.FLUSH_LOCK, wait=FLUSH_LOCK_WAIT_SECONDS):
+                    result = aggregate(config, config["device"], sensors, client=client)
+            except filebuffer.BufferLocked:
+                log.warning("a flush held the buffer for %.0fs; aggregation waits for the next run",
+                            FLUSH_LOCK_WAIT_SECONDS)
+                return EXIT_OK
             if result.hours or result.days:
                 log.info("aggregated %d hours and %d days of %s; %d items consumed",
                          result.hours, result.days, config["device"], result.consumed)

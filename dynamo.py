@@ -35,6 +35,7 @@ from utils import (
 log = logging.getLogger("dynamo")
 
 INDEX_NAME = "status-index"
+FLUSH_LOCK = filebuffer.FLUSH_LOCK
 TABLE_KINDS = ("minutes", "hours", "days")
 BATCH_LIMIT = 25  # BatchWriteItem's documented maximum
 FLUSH_BUDGET_SECONDS = 40.0  # a minute job must end well inside its minute

@@ -23,6 +23,7 @@ from pathlib import Path
 FORMAT_VERSION = 1
 SUFFIX = ".json"
 TEMP_PREFIX = ".tmp-"
+FLUSH_LOCK = ".flush.lock"
 # A temp file older than this was left by a process that died before its rename.
 STALE_TEMP_SECONDS = 120
 BME280_SENSOR = "bme280"
@@ -271,17 +272,23 @@ class Buffer:
             return 0
 
     @contextlib.contextmanager
-    def lock(self, name=".flush.lock"):
-        """Exclusive, non-blocking lock (BufferLocked if another flush, or aggregation, holds it)."""
+    def lock(self, name=FLUSH_LOCK, wait=0.0):
+        """Exclusive lock; BufferLocked if another process (a flush, or an aggregation for its
+        own lock) still holds it after `wait` seconds (0: don't wait)."""
         self._ensure(self.directory)
         fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                if error.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise BufferLocked(str(self.directory)) from None
-                raise
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as error:
+                    if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise BufferLocked(str(self.directory)) from None
+                    time.sleep(0.1)
             yield
         finally:
             os.close(fd)

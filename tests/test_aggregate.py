@@ -47,7 +47,7 @@ def store(client, config, readings, sensor="4"):
 
 
 def stored(client, config, kind, sensor="4"):
-    """{period start: attributes without pk, sk, ts} of every hours or days item of the sensor."""
+    """{period start: attributes without pk, sk, ts, pk_status} of every hours or days item of the sensor."""
     table = dynamo.table_names(config["table_prefix"])[kind]
     items = {}
     for item in client.scan(TableName=table)["Items"]:
@@ -56,6 +56,7 @@ def stored(client, config, kind, sensor="4"):
             continue
         start = dynamo.period_start(attributes.pop("pk"), attributes.pop("sk"))
         attributes.pop("ts")
+        attributes.pop("pk_status", None)  # an hour stays new until its day is over (see awaiting)
         items[start] = attributes
     return items
 
@@ -162,12 +163,59 @@ def test_current_hour_counts_expected_up_to_now(dynamodb, config):
     assert hours[at("14:00")] == pin(21, 21, 0, 0, expected=21)
     assert hours[at("13:00")] == pin(60, 60, 0, 0)
     assert stored(dynamodb, config, "days")[DAY1] == pin(81, 81, 0, 0, expected=14 * 60 + 21)
-    # the newest minutes stay new (a same-minute reading may still come); the next run takes them
-    assert awaiting(dynamodb, config) == aggregate.SETTLE // aggregation.MINUTE
+    # hour 14 and the day are under way: their items stay new (21 minutes, hours 13 and 14)
+    # for the run after they end; hour 13's minutes are consumed
+    assert awaiting(dynamodb, config) == 21 + 2
     store(dynamodb, config, span("14:21", "15:00", 1))
     aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
     assert stored(dynamodb, config, "hours")[at("14:00")] == pin(60, 60, 0, 0)
     assert awaiting(dynamodb, config) == 0
+
+
+def test_a_period_that_ends_after_its_last_reading_is_recomputed_whole(dynamodb, config):
+    # the sensor stops at 14:00 (unplugged, or its job failing) while the hourly job runs on
+    store(dynamodb, config, span("13:00", "14:01", 1))
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=at("14:05"))
+    assert stored(dynamodb, config, "hours")[at("14:00")] == pin(1, 1, 0, 0, expected=6)
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=at("15:05"))
+    assert stored(dynamodb, config, "hours")[at("14:00")] == pin(1, 1, 0, 0, expected=60)
+    assert stored(dynamodb, config, "days")[DAY1] == pin(61, 61, 0, 0, expected=15 * 60 + 6)
+    assert awaiting(dynamodb, config) == 2  # the hours items, until their day is over
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=at("00:05", DAY2))
+    assert stored(dynamodb, config, "days")[DAY1] == pin(61, 61, 0, 0, expected=1440)
+    assert awaiting(dynamodb, config) == 0
+    before = stored(dynamodb, config, "hours"), stored(dynamodb, config, "days")
+    store(dynamodb, config, span("13:00", "14:01", 1))  # the same readings flushed again
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    assert (stored(dynamodb, config, "hours"), stored(dynamodb, config, "days")) == before
+
+
+def test_a_reading_flushed_during_aggregation_waits_and_is_not_overwritten(
+        dynamodb, config, monkeypatch, tmp_path):
+    """Consuming re-puts minute items as read; a replacement flushed in between would be lost."""
+    import utils
+
+    store(dynamodb, config, span("10:00", "11:00", 1))
+    replacement = filebuffer.Reading(DEVICE, "4", at("10:10") + dt.timedelta(seconds=40), {"reading": 0})
+    filebuffer.Buffer(config["buffer_dir"]).write(replacement)
+    original, flushed = dynamo.put_all, []
+
+    def put_all_after_a_flush(client, items, **kwargs):
+        if not flushed:  # after the minutes were read, before they are consumed
+            flushed.append(dynamo.flush_and_report(dict(config)))
+        return original(client, items, **kwargs)
+
+    monkeypatch.setattr(dynamo, "put_all", put_all_after_a_flush)
+    monkeypatch.setattr(aggregate, "utc_now", lambda: at("12:05"))
+    monkeypatch.setattr(aggregate, "load_config", lambda args, keys: dict(config))
+    assert aggregate.main(["--device", DEVICE]) == utils.EXIT_OK
+    assert flushed == [None]  # the flush found the lock held and left the reading buffered
+    assert filebuffer.Buffer(config["buffer_dir"]).count() == 1
+    monkeypatch.setattr(dynamo, "put_all", original)
+    assert dynamo.flush(dict(config), client=dynamodb).sent == 1
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=at("12:05"))
+    assert stored(dynamodb, config, "hours")[at("10:00")] == pin(60, 59, 1, 1)
+    assert awaiting(dynamodb, config) == 1  # the day under way keeps its hour item new
 
 
 def test_late_reading_recomputes_its_hour_and_day_and_the_run_it_joins(dynamodb, config):

@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -96,6 +97,19 @@ def test_run_parts_runs_the_cron_scripts(server_env, server_client):
                             env=env | {"OPTIONS": ""}, capture_output=True, text=True, timeout=120)
     assert (hourly.returncode, hourly.stdout, hourly.stderr) == (0, "", "")
     assert "aggregated 2 hours and 2 days of alex_rpi" in log_text(server_env)  # pin 17 and bme280
+
+
+def test_the_cron_scripts_take_device_and_pin_from_config_toml(server_env, server_client, tmp_path):
+    """Nothing to edit in the scripts: they find the project from where they are, and
+    config.toml names the device and the pin."""
+    Path(server_env["BLACKOUT_CONFIG"]).write_text('device = "from_config"\npin = 22\n')
+    env = {name: value for name, value in server_env.items() if name not in ("PROJECT_DIR", "DEVICE", "PIN")}
+    env.update(PYTHON=sys.executable, OPTIONS="--simulate")
+    result = subprocess.run(["run-parts", "--report", str(PROJECT_DIR / "cron_example" / "cron.minutes.pi")],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    table = f"{server_env['BLACKOUT_TABLE_PREFIX']}-minutes"
+    assert dynamo.sensors_of(server_client, table, "from_config") == ["22", "bme280"]
 
 
 def test_cron_scripts_are_executable_in_git():
