@@ -398,7 +398,7 @@ def build_parser():
 
 
 def parse_sensor(name):
-    if name == filebuffer.BME280_SENSOR or filebuffer.PIN_SENSOR_RE.match(name or ""):
+    if name == filebuffer.BME280_SENSOR or filebuffer.PIN_SENSOR_RE.fullmatch(name or ""):
         return name
     raise ConfigError(f"--sensor {name!r} is not a pin number (0-27) or {filebuffer.BME280_SENSOR}")
 

@@ -40,6 +40,7 @@ TABLE_KINDS = ("minutes", "hours", "days")
 BATCH_LIMIT = 25  # BatchWriteItem's documented maximum
 FLUSH_BUDGET_SECONDS = 40.0  # a minute job must end well inside its minute
 FLUSH_WORKERS = 4  # BatchWriteItem requests in flight at once
+FLUSH_READ_TIMEOUT_SECONDS = 5  # a batch is a few KB; 3 attempts must fit the minute with the budget
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 2.0
 UNREACHABLE_CODES = {
@@ -199,8 +200,12 @@ def aws_client(service="dynamodb", region=None, read_timeout=10):
     from botocore.config import Config
     from botocore.exceptions import NoRegionError
 
+    from botocore.exceptions import InvalidRegionError, ProfileNotFound
+
     config = Config(
-        retries={"mode": "standard", "max_attempts": 3},
+        # three attempts in all (max_attempts would count retries: four), so a dead link costs
+        # a minute job at most 3 x (connect + read timeout)
+        retries={"mode": "standard", "total_max_attempts": 3},
         connect_timeout=3,
         read_timeout=read_timeout,
     )
@@ -209,6 +214,13 @@ def aws_client(service="dynamodb", region=None, read_timeout=10):
         return boto3.client(service, config=config, region_name=region)
     except NoRegionError:
         raise ConfigError("no AWS region: set AWS_REGION (or a profile with a region)") from None
+    except ProfileNotFound as error:
+        raise ConfigError(f"AWS profile {error.kwargs.get('profile')!r} not found (AWS_PROFILE)") from None
+    except InvalidRegionError as error:
+        raise ConfigError(f"{error.kwargs.get('region_name')!r} is not a valid AWS region") from None
+    except ValueError as error:  # botocore: "Invalid endpoint: ..."
+        endpoint = str(error).partition(": ")[2] or str(error)
+        raise ConfigError(f"endpoint {endpoint!r} is not a URL (AWS_ENDPOINT_URL...)") from None
 
 
 class CloudUnreachable(Exception):
@@ -234,6 +246,8 @@ def classify(error, table=None):
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in UNREACHABLE_CODES or status >= 500:
             return CloudUnreachable(f"{code}: {error}")
+        if not code or code.isdigit():  # no AWS error at all: a captive portal or proxy answered
+            return CloudUnreachable(f"the endpoint answered HTTP {status} without a DynamoDB error")
         if code == "ResourceNotFoundException":
             name = f"table {table}" if table else "a table"
             return ConfigError(f"{name} does not exist: run 'python dynamo.py create-tables'")
@@ -407,27 +421,34 @@ class FlushResult:
 REGISTRY_FILE = ".registered.json"
 
 
-def _registered(buffer):
+def _registered(buffer, today):
+    """Registry entries written today. Older ones are written again, once a day: tables
+    recreated or another endpoint must not leave a sensor unregistered for good."""
     try:
-        return set(json.loads((buffer.directory / REGISTRY_FILE).read_text()))
-    except (OSError, ValueError, TypeError):
+        document = json.loads((buffer.directory / REGISTRY_FILE).read_text())
+        return {entry for entry, day in document.items() if day == today}
+    except (OSError, ValueError, TypeError, AttributeError):
         return set()
 
 
-def register_sensors(client, buffer, table, readings, known):
-    """Write each new (device, sensor) registry item once, so the aggregator needs no Scan.
+def register_sensors(client, buffer, table, readings, known, today):
+    """Write each new (device, sensor) registry item, so the aggregator needs no Scan.
 
-    `known` is the set of entries already registered; it is updated in place.
+    `known` is the set of entries already registered today; it is updated in place. An entry
+    names the endpoint and region too: the same buffer may have served another.
     """
-    new = {f"{table}|{r.device}|{r.sensor}" for r in readings} - known
+    meta = getattr(client, "meta", None)  # test stubs have none
+    place = f"{getattr(meta, 'endpoint_url', '')}|{getattr(meta, 'region_name', '')}|{table}"
+    new = {f"{place}|{r.device}|{r.sensor}" for r in readings} - known
     for entry in sorted(new):
-        _table, device, sensor = entry.split("|")
+        device, sensor = entry.rsplit("|", 2)[-2:]
         pk, sk = registry_key(device, sensor)
         call(client.put_item, table, TableName=table,
              Item={"pk": {"S": pk}, "sk": {"S": sk}, "device": {"S": device}, "sensor": {"S": sensor}})
     if new:
         known |= new
-        filebuffer.write_atomically(buffer.directory, REGISTRY_FILE, json.dumps(sorted(known)))
+        filebuffer.write_atomically(buffer.directory, REGISTRY_FILE,
+                                    json.dumps({entry: today for entry in sorted(known)}))
 
 
 def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic, sleep=time.sleep):
@@ -447,7 +468,8 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
     deadline = clock() + budget
     with buffer.lock():
         paths = buffer.pending()
-        registered = _registered(buffer)
+        today = utc_now().date().isoformat()
+        registered = _registered(buffer, today)
         index = 0
         while index < len(paths):
             if clock() >= deadline:
@@ -466,8 +488,8 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
                 pending[key] = (newest, earlier_paths + [path])
             if not pending:
                 continue
-            client = client or aws_client()
-            register_sensors(client, buffer, table, [reading for reading, _ in pending.values()], registered)
+            client = client or aws_client(read_timeout=FLUSH_READ_TIMEOUT_SECONDS)
+            register_sensors(client, buffer, table, [reading for reading, _ in pending.values()], registered, today)
             requests = [
                 {"PutRequest": {"Item": minute_item(reading, config.get("retention_days"))}}
                 for reading, _ in pending.values()
@@ -519,7 +541,7 @@ def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):
     try:
         result = flush(config, budget)
     except filebuffer.BufferLocked:
-        log.info("another flush is running; this reading waits in the buffer")
+        log.info("another flush (or an aggregation) holds the buffer; the readings wait for the next flush")
         return None
     except CloudUnreachable as error:
         log.warning("DynamoDB unreachable, readings stay buffered (%d waiting): %s",
@@ -754,6 +776,10 @@ def main(argv=None):
         except CloudUnreachable as error:
             print(f"Error: DynamoDB unreachable: {error}", file=sys.stderr)
             return EXIT_FAILED
+        except BrokenPipeError:
+            raise
+        except OSError as error:  # e.g. buffer_dir is a file
+            raise JobFailed(f"can't read the buffer in {config['buffer_dir']}: {error}") from None
         return EXIT_OK
     return EXIT_FAILED
 

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from utils import DEVICE_RE
+
 FORMAT_VERSION = 1
 SUFFIX = ".json"
 TEMP_PREFIX = ".tmp-"
@@ -29,7 +31,8 @@ STALE_TEMP_SECONDS = 120
 BME280_SENSOR = "bme280"
 BME280_QUANTITIES = ("temperature_c", "humidity_pct", "pressure_hpa")
 PIN_SENSOR_RE = re.compile(r"^(?:[0-9]|1[0-9]|2[0-7])$")
-DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# The BME280's operating range (datasheet 1): a value outside is a broken read, never stored.
+VALUE_RANGES = {"temperature_c": (-40.0, 85.0), "humidity_pct": (0.0, 100.0), "pressure_hpa": (300.0, 1100.0)}
 EARLIEST_PLAUSIBLE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 # systemd-timesyncd touches this file on every synchronisation; /run is emptied at boot.
 TIMESYNC_DIR = Path("/run/systemd/timesync")
@@ -88,7 +91,7 @@ def parse_reading(text):
     if version != FORMAT_VERSION:
         raise InvalidReading(f"format {version!r} is not {FORMAT_VERSION}")
     device, sensor, stamp = document.get("device"), document.get("sensor"), document.get("ts")
-    if not isinstance(device, str) or not DEVICE_RE.match(device):
+    if not isinstance(device, str) or not DEVICE_RE.fullmatch(device):
         raise InvalidReading(f"device {device!r} is not valid")
     if not isinstance(stamp, str):
         raise InvalidReading(f"ts {stamp!r} is not a time")
@@ -101,13 +104,18 @@ def parse_reading(text):
     ts = ts.astimezone(dt.timezone.utc)
     if sensor == BME280_SENSOR:
         names = BME280_QUANTITIES
-    elif isinstance(sensor, str) and PIN_SENSOR_RE.match(sensor):
+    elif isinstance(sensor, str) and PIN_SENSOR_RE.fullmatch(sensor):
         names = ("reading",)
         if document.get("reading") not in (0, 1) or isinstance(document.get("reading"), bool):
             raise InvalidReading(f"reading {document.get('reading')!r} is not 0 or 1")
     else:
         raise InvalidReading(f"sensor {sensor!r} is not a pin number or {BME280_SENSOR!r}")
+    if ts < EARLIEST_PLAUSIBLE:  # e.g. a held file moved back by hand: never under a 1970 key
+        raise InvalidReading(f"ts {stamp!r} is before {EARLIEST_PLAUSIBLE.year}")
     values = {name: _number(document, name) for name in names}
+    for name, (low, high) in VALUE_RANGES.items():
+        if name in values and not low <= values[name] <= high:
+            raise InvalidReading(f"{name} {values[name]!r} is outside the BME280's range {low}..{high}")
     extra = set(document) - {"format", "device", "sensor", "ts", *names}
     if extra:
         raise InvalidReading(f"unexpected fields {sorted(extra)}")

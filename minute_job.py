@@ -36,9 +36,17 @@ def reading_times(args, now=None):
     if not args.simulate:
         raise ConfigError("--at needs --simulate (real sensors read the present)")
     start = parse_time(args.at, "--at")
+    end = start if args.until is None else parse_time(args.until, "--until")
+    # the same bounds as filebuffer.clock_problem, but the user typed these: a usage error
+    if start < filebuffer.EARLIEST_PLAUSIBLE:
+        raise ConfigError(f"--at {args.at} is before {filebuffer.EARLIEST_PLAUSIBLE.year}: "
+                          "no reading can be stored under that time")
+    latest = (now or utc_now()) + filebuffer.MAX_FUTURE
+    if max(start, end - dt.timedelta(minutes=1)) > latest:
+        raise ConfigError(f"--at/--until reach beyond {latest:%Y-%m-%d %H:%M} UTC, "
+                          "more than a day after the system clock")
     if args.until is None:
         return [start]
-    end = parse_time(args.until, "--until")
     if end <= start:
         raise ConfigError(f"--until {args.until!r} must be after --at {args.at!r}")
     if end - start > MAX_SIMULATED_SPAN:

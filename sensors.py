@@ -27,6 +27,8 @@ import math
 import time
 from pathlib import Path
 
+from filebuffer import VALUE_RANGES
+
 log = logging.getLogger(__name__)
 
 MODEL_PATH = "/proc/device-tree/model"
@@ -46,9 +48,9 @@ NO_ANSWER_ERRNOS = frozenset(
 # Data registers hold these reset values until a measurement has completed (datasheet 5.4.7-9).
 RAW_NO_MEASUREMENT = {"pressure": 0x80000, "temperature": 0x80000, "humidity": 0x8000}
 # The BME280's operating range (datasheet 1): anything outside is a broken read.
-PLAUSIBLE_TEMPERATURE_C = (-40.0, 85.0)
-PLAUSIBLE_PRESSURE_HPA = (300.0, 1100.0)
-PLAUSIBLE_HUMIDITY_PCT = (0.0, 100.0)
+PLAUSIBLE_TEMPERATURE_C = VALUE_RANGES["temperature_c"]
+PLAUSIBLE_PRESSURE_HPA = VALUE_RANGES["pressure_hpa"]
+PLAUSIBLE_HUMIDITY_PCT = VALUE_RANGES["humidity_pct"]
 # Decimals kept: the sensor's resolution, not the float's.
 DECIMALS = {"temperature_c": 2, "humidity_pct": 1, "pressure_hpa": 2}
 

@@ -53,7 +53,7 @@ def _text(key, value):
 
 def _device(key, value):
     value = _text(key, value)
-    if not DEVICE_RE.match(value):
+    if not DEVICE_RE.fullmatch(value):
         raise ConfigError(
             f"{key} {shown(value)} is not a valid device name: use 1-64 letters, digits, '_' or '-'"
         )
@@ -62,7 +62,7 @@ def _device(key, value):
 
 def _table_prefix(key, value):
     value = _text(key, value)
-    if not TABLE_PREFIX_RE.match(value):
+    if not TABLE_PREFIX_RE.fullmatch(value):
         raise ConfigError(
             f"{key} {shown(value)} is not valid: DynamoDB table names allow 3-255 letters, digits, "
             "'_', '-' and '.', so use 1-247 of those"
@@ -72,7 +72,7 @@ def _table_prefix(key, value):
 
 def _bucket(key, value):
     value = _text(key, value)
-    if not BUCKET_RE.match(value) or ".." in value:
+    if not BUCKET_RE.fullmatch(value) or ".." in value:
         raise ConfigError(
             f"{key} {shown(value)} is not a valid S3 bucket name: 3-63 lowercase letters, digits, '.' or '-'"
         )
@@ -81,7 +81,7 @@ def _bucket(key, value):
 
 def _s3_prefix(key, value):
     value = _text(key, value).strip("/")
-    if not S3_PREFIX_RE.match(value):
+    if not S3_PREFIX_RE.fullmatch(value):
         raise ConfigError(f"{key} {shown(value)} is not valid: use letters, digits, '_', '-', '.', '='")
     return value
 
@@ -96,20 +96,33 @@ def _path(key, value):
     return path if path.is_absolute() else PROJECT_DIR / path
 
 
-def _int_in(low, high):
+def _int_in(low, high, hexadecimal=False):
+    limits = f"0x{low:02x} to 0x{high:02x}" if hexadecimal else f"{low} to {high}"
+
     def check(key, value):
         if isinstance(value, bool):
-            raise ConfigError(f"{key} must be a whole number from {low} to {high}, got {shown(value)}")
+            raise ConfigError(f"{key} must be a whole number from {limits}, got {shown(value)}")
+        typed = value
         if isinstance(value, str):
-            text = value.strip()
+            text = typed = value.strip()
             try:
-                value = int(text, 0)
+                if not text.isascii():
+                    raise ValueError(text)
+                # decimal (leading zeros allowed: 07), or 0x/0o/0b as Python writes them
+                value = int(text, 10) if text.lstrip("+-").isdigit() else int(text, 0)
             except ValueError:
                 raise ConfigError(
-                    f"{key} must be a whole number from {low} to {high}, got {shown(text)}"
+                    f"{key} must be a whole number from {limits}, got {shown(text)}"
                 ) from None
         if not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{key} must be a whole number from {low} to {high}, got {shown(value)}")
+            # as typed (0x78, not 120), unquoted when it was a short number
+            if isinstance(typed, str) and len(typed) <= 40:
+                got = typed
+            elif hexadecimal and isinstance(typed, int) and abs(typed) < 2**64:  # TOML's 0x78 is 120
+                got = hex(typed)
+            else:
+                got = shown(typed)
+            raise ConfigError(f"{key} must be a whole number from {limits}, got {got}")
         return value
 
     return check
@@ -125,7 +138,7 @@ SNS_TOPIC_ARN_RE = re.compile(
 
 
 def _telegram_token(key, value):
-    if not isinstance(value, str) or not TELEGRAM_TOKEN_RE.match(value.strip()):
+    if not isinstance(value, str) or not TELEGRAM_TOKEN_RE.fullmatch(value.strip()):
         size = f"{len(value)} characters" if isinstance(value, str) else f"a {type(value).__name__}"
         raise ConfigError(f"{key} is not a Telegram bot token (digits, ':', then 20-100 letters, digits, "
                           f"'_' or '-', as @BotFather gives it); the value given is {size}")
@@ -136,7 +149,7 @@ def _telegram_chat_id(key, value):
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     value = _text(key, value)
-    if not TELEGRAM_CHAT_RE.match(value):
+    if not TELEGRAM_CHAT_RE.fullmatch(value):
         raise ConfigError(f"{key} {shown(value)} is not a Telegram chat id: a number such as 123456789 "
                           "or -1001234567890, or @channelname")
     return value
@@ -170,7 +183,7 @@ def _http_url(secret):
 
 def _sns_topic_arn(key, value):
     value = _text(key, value)
-    if not SNS_TOPIC_ARN_RE.match(value):
+    if not SNS_TOPIC_ARN_RE.fullmatch(value):
         raise ConfigError(f"{key} {shown(value)} is not an SNS topic ARN such as "
                           "arn:aws:sns:eu-central-1:123456789012:blackout (FIFO topics end in .fifo)")
     return value
@@ -200,7 +213,7 @@ KEYS = {
     "retention_days": (_int_in(1, 36500), None, None, None),
     "pin": (_int_in(0, 27), None, "--pin", "BCM number of the relay's GPIO pin (0-27)"),
     "bus": (_int_in(0, 99), 1, "--bus", "I2C bus number of the BME280 (default 1)"),
-    "address": (_int_in(0x03, 0x77), 0x76, "--address", "I2C address of the BME280 (default 0x76)"),
+    "address": (_int_in(0x03, 0x77, hexadecimal=True), 0x76, "--address", "I2C address of the BME280 (default 0x76)"),
     # notifications (notify.py, read_pin.py)
     "notify_after": (_int_in(1, 60), 1, "--notify-after",
                      "announce a power change once it held for this many readings (default 1)"),
@@ -232,7 +245,7 @@ def _read_toml(path):
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"config file {path} can't be read: {error}") from None
 
 
@@ -288,7 +301,7 @@ def load_config(args=None, keys=KEYS, environ=None):
 
 def default_device():
     name = socket.gethostname().split(".")[0]
-    if not DEVICE_RE.match(name):
+    if not DEVICE_RE.fullmatch(name):
         raise ConfigError(f"this host's name {name!r} is not a valid device name: pass --device")
     return name
 
@@ -299,11 +312,11 @@ def parse_time(text, what="--at"):
     """ISO 8601 to an aware UTC datetime; a time without an offset is UTC."""
     try:
         value = dt.datetime.fromisoformat(text.strip())
-    except (ValueError, AttributeError):
-        raise ConfigError(f"{what} {text!r} is not an ISO 8601 time (e.g. 2025-06-21T19:00)") from None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+    except (ValueError, AttributeError, OverflowError):  # OverflowError: year 1 or 9999 shifted by its offset
+        raise ConfigError(f"{what} {shown(text)} is not an ISO 8601 time (e.g. 2025-06-21T19:00)") from None
 
 
 def utc_now():
@@ -421,4 +434,7 @@ def run_cli(main, argv=None):
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED

@@ -74,6 +74,14 @@ def test_a_failed_write_leaves_no_temp_file_and_says_why(tmp_path, monkeypatch):
      "device 'a#b' is not valid"),
     (b'{"format": 1, "device": "alex_rpi", "sensor": "4", "ts": "2025-06-21T19:00:00", "reading": 1}',
      "has no offset"),
+    (b'{"format": 1, "device": "alex_rpi", "sensor": "4\\n", "ts": "2025-06-21T19:00:00+00:00", "reading": 1}',
+     "is not a pin number"),
+    (b'{"format": 1, "device": "alex_rpi\\n", "sensor": "4", "ts": "2025-06-21T19:00:00+00:00", "reading": 1}',
+     "device 'alex_rpi\\n' is not valid"),
+    (b'{"format": 1, "device": "alex_rpi", "sensor": "4", "ts": "0001-01-01T00:00:00+00:00", "reading": 1}',
+     "is before 2024"),
+    (b'{"format": 1, "device": "alex_rpi", "sensor": "bme280", "ts": "2025-06-21T19:00:00+00:00", '
+     b'"temperature_c": 1e308, "humidity_pct": 50.0, "pressure_hpa": 1000.0}', "temperature_c 1e+308 is outside"),
     (b'{"format": 1, "device": "alex_rpi", "sensor": "bme280", "ts": "2025-06-21T19:00:00+00:00", '
      b'"temperature_c": "warm", "humidity_pct": 40, "pressure_hpa": 1000}', "temperature_c is 'warm'"),
 ])

@@ -45,7 +45,7 @@ def test_no_file_is_fine_and_a_named_missing_file_is_not(tmp_path):
     ("pin = 28\n", "must be a whole number from 0 to 27, got 28"),
     ('pin = "four"\n', "got 'four'"),
     ("pin = true\n", "got True"),
-    ("address = 0x78\n", "from 3 to 119, got 120"),
+    ("address = 0x78\n", "from 0x03 to 0x77, got 0x78"),
     ('device = ""\n', "must not be empty"),
     ("device = [1, 2]\n", "must be a string"),
     ("retention_days = 0\n", "from 1 to 36500"),
