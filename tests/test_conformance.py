@@ -29,8 +29,8 @@ def checker(monkeypatch, config):
     checker = StrictChecker()
     original = dynamo.aws_client
 
-    def strict_client(service="dynamodb"):
-        client = original(service)
+    def strict_client(service="dynamodb", **kwargs):
+        client = original(service, **kwargs)
         return checker.attach(client) if service == "dynamodb" else client
 
     monkeypatch.setattr(dynamo, "aws_client", strict_client)

@@ -22,6 +22,10 @@ def test_the_demo_pipeline_ends_in_plots(moto_server, tmp_path, monkeypatch):
     assert [p.name for p in pngs] == ["daily_uptime.png", "environment.png", "power_timeline.png"]
     assert all(p.stat().st_size > 10_000 for p in pngs)  # drawn figures, not empty canvases
     assert "Power OFF at 2025-06-22 06:00 UTC (device demo_rpi, pin 4)" in OUTPUT[-1]
+    import pyarrow.parquet as pq
+
+    day = pq.read_table(tmp_path / "parquet" / "days/device=demo_rpi/sensor=4/month=2025-06/data.parquet").to_pylist()[0]
+    assert (day["expected"], day["count"], day["unknown"]) == (1440, 1440 - 150, 150)  # the Pi down 02:00-04:30
 
 
 OUTPUT = []
