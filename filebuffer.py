@@ -284,19 +284,30 @@ class Buffer:
         """Exclusive lock; BufferLocked if another process (a flush, or an aggregation for its
         own lock) still holds it after `wait` seconds (0: don't wait)."""
         self._ensure(self.directory)
-        fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as error:
-                    if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise BufferLocked(str(self.directory)) from None
-                    time.sleep(0.1)
+        with flock(self.directory / name, wait) as locked:
+            if not locked:
+                raise BufferLocked(str(self.directory))
             yield
-        finally:
-            os.close(fd)
+
+
+@contextlib.contextmanager
+def flock(path, wait=0.0):
+    """An exclusive flock on `path` (created if missing); yields whether it was had within
+    `wait` seconds. The kernel drops it when the process dies: no stale lock files."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+        yield True
+    finally:
+        os.close(fd)

@@ -24,8 +24,6 @@ bot token, the webhook URL) are never logged: every error text is passed through
 import contextlib
 import dataclasses
 import datetime as dt
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -305,27 +303,10 @@ def _quarantine(path, reason):
         log.error("notification file %s (%s) can't be moved to bad/: %s", path.name, reason, error)
 
 
-@contextlib.contextmanager
 def _lock(path, wait=0.0):
     """An exclusive flock on `path`; yields False when it can't be had within `wait` seconds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.05)
-        yield True
-    finally:
-        os.close(fd)
+    return filebuffer.flock(path, wait)
 
 
 # --- channels -------------------------------------------------------------------------------

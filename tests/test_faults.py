@@ -15,7 +15,6 @@ import time
 import boto3
 import pytest
 
-import aggregate
 import dynamo
 import filebuffer
 import minute_job

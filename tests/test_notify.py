@@ -12,7 +12,6 @@ import logging
 import re
 import socket
 import threading
-import urllib.error
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
