@@ -198,9 +198,7 @@ def aws_client(service="dynamodb", region=None, read_timeout=10):
 
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import NoRegionError
-
-    from botocore.exceptions import InvalidRegionError, ProfileNotFound
+    from botocore.exceptions import InvalidRegionError, NoRegionError, ProfileNotFound
 
     config = Config(
         # three attempts in all (max_attempts would count retries: four), so a dead link costs
