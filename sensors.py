@@ -47,10 +47,6 @@ NO_ANSWER_ERRNOS = frozenset(
 )
 # Data registers hold these reset values until a measurement has completed (datasheet 5.4.7-9).
 RAW_NO_MEASUREMENT = {"pressure": 0x80000, "temperature": 0x80000, "humidity": 0x8000}
-# The BME280's operating range (datasheet 1): anything outside is a broken read.
-PLAUSIBLE_TEMPERATURE_C = VALUE_RANGES["temperature_c"]
-PLAUSIBLE_PRESSURE_HPA = VALUE_RANGES["pressure_hpa"]
-PLAUSIBLE_HUMIDITY_PCT = VALUE_RANGES["humidity_pct"]
 # Decimals kept: the sensor's resolution, not the float's.
 DECIMALS = {"temperature_c": 2, "humidity_pct": 1, "pressure_hpa": 2}
 
@@ -222,12 +218,8 @@ def _check_measured(reading, where):
 
 
 def _check_plausible(values, where):
-    limits = {
-        "temperature_c": PLAUSIBLE_TEMPERATURE_C,
-        "humidity_pct": PLAUSIBLE_HUMIDITY_PCT,
-        "pressure_hpa": PLAUSIBLE_PRESSURE_HPA,
-    }
-    if all(low <= values[key] <= high for key, (low, high) in limits.items()):
+    # filebuffer.VALUE_RANGES: the BME280's operating range; anything outside is a broken read
+    if all(low <= values[key] <= high for key, (low, high) in VALUE_RANGES.items()):
         return
     raise SensorReadError(
         f"implausible reading from the BME280 at {where}: "
