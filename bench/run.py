@@ -2,6 +2,7 @@
 
     python bench/run.py                      # full sizes, >= 5 runs each, writes BENCHMARKS.md
     python bench/run.py --smoke --output X   # tiny sizes, 2 runs (the test suite's smoke run)
+    python bench/run.py --only aggregation   # one section; its figures printed, BENCHMARKS.md untouched
 
 Everything runs against moto's server on 127.0.0.1. Ratios are taken run by run, ours and the
 baseline side by side in the same run, then summarised as min / median / max.
@@ -9,6 +10,7 @@ baseline side by side in the same run, then summarised as min / median / max.
 
 import argparse
 import datetime as dt
+import json
 import math
 import os
 import platform
@@ -35,6 +37,7 @@ import sensors  # noqa: E402
 UTC = dt.timezone.utc
 DEVICE = "bench_rpi"
 START = dt.datetime(2025, 6, 1, tzinfo=UTC)
+SECTIONS = ("flush", "link", "aggregation", "scaling", "minute", "units", "parquet")
 # DynamoDB on-demand, us-east-1, since the price cut of November 2024 (aws.amazon.com/dynamodb/pricing/on-demand,
 # as quoted by airbyte.com on 2025-07-21): per million request units, and per GB-month stored.
 PRICE_DATE = "2024-11 (us-east-1 on-demand)"
@@ -497,6 +500,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the benchmarks run")
     parser.add_argument("--output", default=str(PROJECT_DIR / "BENCHMARKS.md"))
+    parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
+                        help=f"run only this section ({', '.join(SECTIONS)}; repeatable) and print its figures")
     args = parser.parse_args(argv)
     size = SMOKE if args.smoke else FULL
     port = free_port()
@@ -518,9 +523,14 @@ def main(argv=None):
                            ("minute", lambda: bench_minute_job(endpoint, size)),
                            ("units", write_units),
                            ("parquet", lambda: bench_parquet(size))):
+            if args.only and name not in args.only:
+                continue
             started = time.perf_counter()
             steps[name] = step()
             print(f"bench: {name} done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        if args.only:
+            print(json.dumps(steps, indent=1, default=str))
+            return 0
         Path(args.output).write_text(report(size, steps["flush"], steps["link"], steps["aggregation"], steps["scaling"],
                                             steps["minute"], steps["units"], steps["parquet"]))
         print(f"bench: wrote {args.output}", file=sys.stderr)
