@@ -3,6 +3,7 @@
     python aggregate.py --device alex_rpi                 # every sensor the device recorded
     python aggregate.py --device alex_rpi --sensor 4      # just pin 4
     python aggregate.py --device alex_rpi --export-from 2025-06-01 --export-to 2025-06-30
+    python aggregate.py --device alex_rpi --rebuild --from 2025-06-01 --to 2025-06-30
 
 Work is found through the sparse status-index (one paginated query per sensor, never a
 Scan); each touched hour is recomputed from all of its minute items and each touched day from
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import aggregation
 import dynamo
 import filebuffer
-from aggregation import DAY, HOUR, MINUTE, ON, OFF
+from aggregation import DAY, HOUR, ON, OFF
 from utils import (
     EXIT_OK,
     ArgumentParser,
@@ -157,21 +158,19 @@ class SensorHistory:
                         return
             current += step
 
-    def last_reading_before(self, hour, since):
-        """The value of the last reading in [since, hour), from the hours' statistics."""
-        for day in (day_of(hour - MINUTE), day_of(hour - MINUTE) - DAY):
-            earlier = sorted((h for h in self.hours_of_day(day) if since <= h < hour), reverse=True)
-            for candidate in earlier:
-                readings = self.readings(candidate)
-                if readings:
-                    return readings[-1][1]
+    def previous_value(self, hour):
+        """The value of the last reading before `hour`, looked up as far back as the OFF-run
+        walk goes (None if there is none): the first hour the walk back reads holds it."""
+        for _earlier, readings in self.walk(hour, -HOUR, hour - MAX_WALK):
+            return readings[-1][1]
         return None
 
 
 def run_hours(history, hour, now_hour):
     """The hours whose statistics a change in `hour` can alter: those holding an OFF run that
     reaches `hour` (followed back and forward to an ON reading, at most MAX_WALK), and the
-    next hour with readings if its first reading is OFF (its outages compare with ours)."""
+    next hour with readings if its first reading is OFF (it compares that reading with the last
+    one before it, however many empty hours lie between, up to MAX_WALK)."""
     hours = set()
     for step, bound, edge in ((-HOUR, hour - MAX_WALK, -1), (HOUR, min(now_hour, hour + MAX_WALK), 0)):
         for current, readings in history.walk(hour, step, bound):
@@ -183,10 +182,10 @@ def run_hours(history, hour, now_hour):
 
 
 def load_window(history, hour, now_hour):
-    """Read the hours around `hour` that hold the OFF runs reaching it, and the hour before."""
+    """Read the hours around `hour` that hold the OFF runs reaching it, and the last hour with
+    readings before it."""
     readings = history.readings(hour)
-    if history.has_readings(hour - HOUR):
-        history.readings(hour - HOUR)
+    history.previous_value(hour)
     if readings and readings[0][1] == OFF:
         list(history.walk(hour, -HOUR, hour - MAX_WALK))
     if readings and readings[-1][1] == OFF:
@@ -226,29 +225,11 @@ def hour_statistics(history, hours, now, runs_of):
         if not readings:
             continue
         if history.pin:
-            previous_hour = history.readings(hour - HOUR) if history.has_readings(hour - HOUR) else []
-            previous = previous_hour[-1][1] if previous_hour else None
-            results[hour] = aggregation.pin_stats(readings, hour, hour + HOUR, now, previous,
+            results[hour] = aggregation.pin_stats(readings, hour, hour + HOUR, now, history.previous_value(hour),
                                                   runs_of.get(hour, ()))
         else:
             results[hour] = aggregation.env_stats(readings, hour, hour + HOUR, now)
     return results
-
-
-def gap_outages(history, day):
-    """ON->OFF transitions of the day across whole empty hours (the hours can't see them)."""
-    hours = history.hours_of_day(day)
-    extra = 0
-    for hour in sorted(hours):
-        if history.has_readings(hour - HOUR):
-            continue  # the hour itself compared its first reading with that hour's last
-        readings = history.readings(hour)
-        if not readings or readings[0][1] != OFF:
-            continue
-        # within the day: the last reading before; the day's first: the previous day's last
-        if history.last_reading_before(hour, day - DAY if hour == min(hours) else day) == ON:
-            extra += 1
-    return extra
 
 
 def new_hours(client, table, device, sensor):
@@ -259,10 +240,13 @@ def new_hours(client, table, device, sensor):
     return {item["pk"]["S"] for item in items}
 
 
-def aggregate_sensor(client, tables, device, sensor, now, result):
+def aggregate_sensor(client, tables, device, sensor, now, result, rebuild=()):
+    """Recompute what the sensor's new items touch, and the hours of `rebuild` that hold minutes."""
     history = SensorHistory(client, tables, device, sensor)
     for pk in new_hours(client, tables["minutes"], device, sensor):
         history.new_hours.add(dynamo.parse_partition(pk)[2])
+    # A rebuilt hour is recomputed as if its minutes were new (one query per hour of the range).
+    history.new_hours.update(hour for hour in rebuild if history.minute_items(hour))
     new_days = {dynamo.parse_partition(pk)[2] for pk in new_hours(client, tables["hours"], device, sensor)}
     history.new_days = new_days
     history.new_hour_days = {day_of(hour) for hour in history.new_hours}
@@ -289,7 +273,7 @@ def aggregate_sensor(client, tables, device, sensor, now, result):
         writes = [(tables["hours"], item) for item in hour_items]
         day_hours = history.hours_of_day(day)
         if day_hours:
-            stats = aggregation.day_stats(sensor, day_hours.values(), day, now, gap_outages(history, day))
+            stats = aggregation.day_stats(sensor, day_hours.values(), day, now)
             if statistics_of(history.days_with_items(day.replace(day=1)).get(day)) != stats:
                 writes.append((tables["days"], dynamo.day_item(device, sensor, day, stats, stamp)))
                 result.days += 1
@@ -328,15 +312,26 @@ def stale_hour_items(history, day, rewritten):
             if "pk_status" in stats and stats["sk"] not in keys]
 
 
-def aggregate(config, device, sensors=None, client=None, now=None):
-    """Aggregate every sensor of `device` (or just `sensors`) that has new items."""
+def aggregate(config, device, sensors=None, client=None, now=None, rebuild=None):
+    """Aggregate every sensor of `device` (or just `sensors`) that has new items.
+
+    `rebuild` (first date, last date): also recompute every hour and day of those UTC dates
+    from their minutes, whatever is stored (repairs items an older aggregator computed).
+    """
     client = client or dynamo.aws_client()
     tables = dynamo.table_names(config["table_prefix"])
     now = now or utc_now()
     result = AggregateResult()
+    hours = [hour for hour in rebuild_hours(*rebuild) if hour <= now] if rebuild else ()
     for sensor in sensors or dynamo.sensors_of(client, tables["minutes"], device):
-        aggregate_sensor(client, tables, device, sensor, now, result)
+        aggregate_sensor(client, tables, device, sensor, now, result, hours)
     return result
+
+
+def rebuild_hours(first, last):
+    """The UTC hours of the dates first..last, inclusive."""
+    start = dt.datetime.combine(first, dt.time(), dt.timezone.utc)
+    return [start + n * HOUR for n in range(((last - first).days + 1) * 24)]
 
 
 # --- the Parquet mirror: partitions to rewrite survive a failed upload ------------------------
@@ -394,6 +389,10 @@ def build_parser():
     parser.add_argument("--export-from", metavar="DATE",
                         help="rewrite the Parquet mirror from this UTC date instead of aggregating")
     parser.add_argument("--export-to", metavar="DATE", help="last date of --export-from (default: today)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="recompute the hours and days of --from..--to from their minutes, then aggregate as usual")
+    parser.add_argument("--from", dest="rebuild_from", metavar="DATE", help="first UTC date of --rebuild")
+    parser.add_argument("--to", dest="rebuild_to", metavar="DATE", help="last UTC date of --rebuild (default: today)")
     return parser
 
 
@@ -408,6 +407,23 @@ def parse_date(text, flag):
         return dt.date.fromisoformat(text.strip())
     except (ValueError, AttributeError):
         raise ConfigError(f"{flag} {text!r} is not a date such as 2025-06-21") from None
+
+
+def rebuild_range(args):
+    """(first, last) dates of --rebuild, None without it."""
+    if not args.rebuild:
+        if args.rebuild_from or args.rebuild_to:
+            raise ConfigError("--from and --to go with --rebuild")
+        return None
+    if args.export_from:
+        raise ConfigError("--rebuild and --export-from go separately")
+    if not args.rebuild_from:
+        raise ConfigError("--rebuild needs --from DATE")
+    first = parse_date(args.rebuild_from, "--from")
+    last = parse_date(args.rebuild_to, "--to") if args.rebuild_to else utc_now().date()
+    if last < first:
+        raise ConfigError(f"--to {last} is before --from {first}")
+    return first, last
 
 
 def export_range(config, args, sensors):
@@ -431,6 +447,7 @@ def main(argv=None):
     sensors = [parse_sensor(name) for name in args.sensor or []]
     if args.export_to and not args.export_from:
         raise ConfigError("--export-to needs --export-from")
+    rebuild = rebuild_range(args)
     setup_logging(config["log_dir"], "aggregate")
     buffer = filebuffer.Buffer(config["buffer_dir"])
     try:
@@ -445,7 +462,7 @@ def main(argv=None):
             # buffer for the next minute's flush.
             try:
                 with buffer.lock(dynamo.FLUSH_LOCK, wait=FLUSH_LOCK_WAIT_SECONDS):
-                    result = aggregate(config, config["device"], sensors, client=client)
+                    result = aggregate(config, config["device"], sensors, client=client, rebuild=rebuild)
             except filebuffer.BufferLocked:
                 log.warning("a flush held the buffer for %.0fs; aggregation waits for the next run",
                             FLUSH_LOCK_WAIT_SECONDS)

@@ -5,9 +5,10 @@ datetimes on the minute. The rules are SPEC.md's:
 
 - `expected` counts the period's minutes up to and including the current one;
   `unknown = expected - count` (a missing minute is unknown, never OFF).
-- `outages` counts ON->OFF transitions between consecutive readings of the period; the
-  period's first reading is compared with `previous`, the last reading before the period
-  that the rule allows (the previous hour's, the previous day's), and with nothing if none.
+- `outages` counts ON->OFF transitions between consecutive readings, however many minutes
+  without a reading lie between them; the period's first reading is compared with `previous`,
+  the last reading before the period as far back as the OFF-run walk looks (the aggregator's
+  MAX_WALK), and with nothing if there is none. So a day's outages are its hours' outages.
 - An OFF run is a maximal sequence of OFF readings with no ON reading between them (unknown
   minutes inside do not break it); its length is the minutes from its first to its last OFF
   reading, inclusive. `longest_outage_minutes` is the longest run with an OFF reading in the
@@ -119,14 +120,12 @@ def env_stats(readings, start, end, now):
     return stats
 
 
-def day_stats(sensor, hours, day, now, extra_outages=0):
+def day_stats(sensor, hours, day, now):
     """Statistics of a day from the statistics of its hours (those with readings).
 
-    Counts add up and means are weighted by count. A day's outages are its hours' outages
-    plus `extra_outages`: the transitions the hours can't see, where a reading follows a
-    gap of whole empty hours (an hour compares its first reading with the previous hour's
-    last only; a day compares it with the day's, or the previous day's, last reading before).
-    Each hour's longest outage is already measured whole, so the day's is their maximum.
+    Counts add up and means are weighted by count. Each hour compares its first reading with
+    the last reading before it, across empty hours, so the day's outages are its hours' sum;
+    each hour's longest outage is already measured whole, so the day's is their maximum.
     """
     hours = [stats for stats in hours if stats.get("count")]
     count = sum(stats["count"] for stats in hours)
@@ -138,7 +137,7 @@ def day_stats(sensor, hours, day, now, extra_outages=0):
             "on": on,
             "off": count - on,
             "uptime": round(on / count, UPTIME_DECIMALS) if count else 0.0,
-            "outages": sum(stats_["outages"] for stats_ in hours) + extra_outages,
+            "outages": sum(stats_["outages"] for stats_ in hours),
             "longest_outage_minutes": max((stats_["longest_outage_minutes"] for stats_ in hours), default=0),
         })
         return stats

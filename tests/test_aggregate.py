@@ -97,20 +97,33 @@ SCENARIOS = {
         {at("12:00"): pin(40, 20, 1, 30)},
         {DAY1: pin(40, 20, 1, 30, 1440)},
     ),
-    # nothing 03:00-09:59: the 10:00 OFF follows the 02:59 ON. The hour can't see that (its
-    # previous hour is empty), the day does.
+    # nothing 03:00-09:59: the 10:00 OFF follows the 02:59 ON across the empty hours
     "hours without readings": (
         span("00:00", "03:00", 1) + span("10:00", "11:00", 0) + span("11:00", "12:00", 1),
         {at("00:00"): pin(60, 60, 0, 0), at("01:00"): pin(60, 60, 0, 0), at("02:00"): pin(60, 60, 0, 0),
-         at("10:00"): pin(60, 0, 0, 60), at("11:00"): pin(60, 60, 0, 0)},
+         at("10:00"): pin(60, 0, 1, 60), at("11:00"): pin(60, 60, 0, 0)},
         {DAY1: pin(300, 240, 1, 60, 1440)},
     ),
     # the day's first reading (01:00, OFF) follows the previous day's last (21:59, ON)
     "a day starting after a gap": (
         span("21:00", "22:00", 1) + span("01:00", "02:00", 0, DAY2) + span("02:00", "03:00", 1, DAY2),
-        {at("21:00"): pin(60, 60, 0, 0), at("01:00", DAY2): pin(60, 0, 0, 60),
+        {at("21:00"): pin(60, 60, 0, 0), at("01:00", DAY2): pin(60, 0, 1, 60),
          at("02:00", DAY2): pin(60, 60, 0, 0)},
         {DAY1: pin(60, 60, 0, 0, 1440), DAY2: pin(120, 60, 1, 60, 1440)},
+    ),
+    # ON at 08:26, nothing 08:27-12:26 (cron stopped, or the UPS ran out), OFF from 12:27: the
+    # outage is hour 12's, as it is the day's
+    "ON, four empty hours, OFF": (
+        span("08:00", "08:27", 1) + span("12:27", "13:00", 0) + span("13:00", "13:30", 1),
+        {at("08:00"): pin(27, 27, 0, 0), at("12:00"): pin(33, 0, 1, 33), at("13:00"): pin(30, 30, 0, 0)},
+        {DAY1: pin(90, 57, 1, 33, 1440)},
+    ),
+    # its mirror image: OFF until 08:26, nothing, ON from 12:27: no outage (nothing ON before
+    # it), one run of 27 minutes that the gap does not lengthen
+    "OFF, four empty hours, ON": (
+        span("08:00", "08:27", 0) + span("12:27", "13:30", 1),
+        {at("08:00"): pin(27, 0, 0, 27), at("12:00"): pin(33, 33, 0, 0), at("13:00"): pin(30, 30, 0, 0)},
+        {DAY1: pin(90, 63, 0, 27, 1440)},
     ),
 }
 
@@ -122,6 +135,8 @@ def test_known_answers(dynamodb, config, name):
     result = aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
     assert stored(dynamodb, config, "hours") == hours
     assert stored(dynamodb, config, "days") == days
+    assert all(stats["outages"] == sum(h["outages"] for start, h in hours.items() if aggregate.day_of(start) == day)
+               for day, stats in days.items())  # a day's hours add up to the day
     assert result.hours == len(hours) and result.days == len(days)
     assert awaiting(dynamodb, config) == 0
     assert result.touched == {"4": {day.date() for day in days}}
