@@ -5,6 +5,7 @@ attribute of the resulting hours and days items is checked against hand-computed
 """
 
 import datetime as dt
+import random
 
 import pytest
 
@@ -251,6 +252,43 @@ def test_late_reading_recomputes_its_hour_and_day_and_the_run_it_joins(dynamodb,
     assert result.hours == 3 and awaiting(dynamodb, config) == 0
 
 
+def test_late_readings_in_a_gap_move_the_outage_and_its_run(dynamodb, config):
+    store(dynamodb, config, span("08:00", "08:27", 1) + span("12:27", "13:00", 0) + span("13:00", "13:30", 1))
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    assert stored(dynamodb, config, "hours")[at("12:00")] == pin(33, 0, 1, 33)
+    # an OFF reading at 10:00 arrives late: the outage starts there, and the run is 10:00..12:59
+    store(dynamodb, config, [(at("10:00"), 0)])
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    hours = stored(dynamodb, config, "hours")
+    assert (hours[at("10:00")], hours[at("12:00")]) == (pin(1, 0, 1, 180), pin(33, 0, 0, 180))
+    assert stored(dynamodb, config, "days")[DAY1] == pin(91, 57, 1, 180, 1440)
+    # then an ON reading at 11:00: two outages, the second one hour 12's again
+    store(dynamodb, config, [(at("11:00"), 1)])
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    hours = stored(dynamodb, config, "hours")
+    assert (hours[at("10:00")], hours[at("11:00")], hours[at("12:00")]) == (
+        pin(1, 0, 1, 1), pin(1, 1, 0, 0), pin(33, 0, 1, 33))
+    assert stored(dynamodb, config, "days")[DAY1] == pin(92, 58, 2, 33, 1440)
+    assert awaiting(dynamodb, config) == 0
+
+
+def test_rebuild_repairs_what_an_older_aggregator_wrote(dynamodb, config, monkeypatch):
+    readings, hours, days = SCENARIOS["ON, four empty hours, OFF"]
+    store(dynamodb, config, readings)
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    tables = dynamo.table_names(config["table_prefix"])
+    # what the old definition wrote: hour 12 compared only with the empty hour 11
+    dynamo.put_all(dynamodb, [(tables["hours"], dynamo.consumed(dynamo.hour_item(
+        DEVICE, "4", at("12:00"), {**hours[at("12:00")], "outages": 0}, LATER)))])
+    assert stored(dynamodb, config, "hours")[at("12:00")]["outages"] == 0
+    assert aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER).hours == 0  # nothing new: left as is
+    monkeypatch.setattr(aggregate, "utc_now", lambda: LATER)
+    monkeypatch.setattr(aggregate, "load_config", lambda args, keys: dict(config))
+    assert aggregate.main(["--device", DEVICE, "--rebuild", "--from", "2025-06-21", "--to", "2025-06-21"]) == 0
+    assert stored(dynamodb, config, "hours") == hours and stored(dynamodb, config, "days") == days
+    assert awaiting(dynamodb, config) == 0
+
+
 def test_rerun_gives_the_same_items(dynamodb, config):
     readings, _hours, _days = SCENARIOS["outage across midnight"]
     store(dynamodb, config, readings)
@@ -311,6 +349,12 @@ def test_a_crash_before_the_hours_were_consumed_is_finished_by_the_next_run(dyna
     (["--export-from", "2025-13-01", "--parquet-dir", "x"], "--export-from '2025-13-01' is not a date"),
     (["--export-to", "2025-06-01"], "--export-to needs --export-from"),
     (["--export-from", "2025-06-01"], "nothing to export to"),
+    (["--rebuild"], "--rebuild needs --from DATE"),
+    (["--rebuild", "--from", "2025-06-31"], "--from '2025-06-31' is not a date"),
+    (["--rebuild", "--from", "2025-06-02", "--to", "June"], "--to 'June' is not a date"),
+    (["--rebuild", "--from", "2025-06-02", "--to", "2025-06-01"], "--to 2025-06-01 is before --from 2025-06-02"),
+    (["--from", "2025-06-01"], "--from and --to go with --rebuild"),
+    (["--rebuild", "--from", "2025-06-01", "--export-from", "2025-06-01"], "--rebuild and --export-from go separately"),
     (["--device", "a#b"], "device"),
 ])
 def test_bad_flags_exit_2_with_one_line(server_env, args, message):
@@ -386,3 +430,82 @@ def test_export_range_rewrites_the_mirror_quietly(server_env, server_client, tmp
         "minutes/device=alex_rpi/sensor=4/date=2025-06-21/data.parquet",
         "minutes/device=alex_rpi/sensor=4/date=2025-06-22/data.parquet",
     ]
+
+
+# --- outages across gaps, late readings in any order: a property test against a reference -----
+
+def random_power(rng, start, days):
+    """(minute, value) readings of `days` from `start`: power that flips at random, and gaps
+    from a minute to more than a day (the Pi or cron down), which may start and end ON or OFF."""
+    readings, minute, value = [], start, aggregation.ON
+    while minute < start + days * aggregation.DAY:
+        length = rng.choice((1, 2, 5, 20, 59, 61, 150, 400, 1500)) + rng.randrange(10)
+        kind = rng.random()
+        if kind < 0.3:  # nothing recorded
+            minute += length * aggregation.MINUTE
+            continue
+        value = 1 - value if kind < 0.8 else value
+        for _ in range(min(length, 180)):
+            readings.append((minute, value))
+            minute += aggregation.MINUTE
+    return [(minute, value) for minute, value in readings if minute < start + days * aggregation.DAY]
+
+
+def reference_statistics(readings):
+    """Hours and days statistics of every period, computed from all the readings as SPEC.md
+    defines them, independently of aggregation.py (all periods over; spans under MAX_WALK)."""
+    values = dict(readings)
+    outage_minutes, run_of, runs = set(), {}, []  # run_of: OFF minute -> index in runs
+    previous = None
+    for minute in sorted(values):
+        if values[minute] == 0:
+            if previous is not None and values[previous] == 1:
+                outage_minutes.add(minute)
+            if previous is None or values[previous] == 1:
+                runs.append([minute, minute])
+            runs[-1][1] = minute
+            run_of[minute] = len(runs) - 1
+        previous = minute
+    periods = {"hours": {}, "days": {}}
+    for minute in values:
+        periods["hours"].setdefault(minute.replace(minute=0), []).append(minute)
+        periods["days"].setdefault(minute.replace(hour=0, minute=0), []).append(minute)
+    result = {}
+    for kind, length in (("hours", 60), ("days", 1440)):
+        result[kind] = {}
+        for start, minutes in periods[kind].items():
+            on = sum(values[m] for m in minutes)
+            touching = {run_of[m] for m in minutes if values[m] == 0}
+            result[kind][start] = {
+                "count": len(minutes), "expected": length, "unknown": length - len(minutes), "on": on,
+                "off": len(minutes) - on, "uptime": round(on / len(minutes), 6),
+                "outages": sum(1 for m in minutes if m in outage_minutes),
+                "longest_outage_minutes": max(((runs[i][1] - runs[i][0]) // dt.timedelta(minutes=1) + 1
+                                               for i in touching), default=0),
+            }
+    return result
+
+
+@pytest.mark.slow
+def test_random_power_with_gaps_delivered_in_any_order_converges(dynamodb, config):
+    """Four days of random power with gaps, flushed late and out of order in chunks (some sent
+    twice), aggregated after each: every hours and days item equals the reference each time."""
+    rng = random.Random(16)
+    readings = random_power(rng, DAY1, days=4)
+    cuts = sorted(rng.sample(range(1, len(readings)), 11))
+    chunks = [readings[max(0, a - rng.randrange(3)):b] for a, b in zip([0] + cuts, cuts + [len(readings)])]
+    rng.shuffle(chunks)
+    delivered, compared = {}, 0
+    for chunk in chunks:
+        store(dynamodb, config, chunk)
+        delivered.update(chunk)
+        aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+        expected = reference_statistics(delivered.items())
+        hours, days = stored(dynamodb, config, "hours"), stored(dynamodb, config, "days")
+        assert hours == expected["hours"]
+        assert days == expected["days"]
+        for day, stats in days.items():
+            assert stats["outages"] == sum(h["outages"] for start, h in hours.items() if aggregate.day_of(start) == day)
+        compared += len(hours) + len(days)
+    assert awaiting(dynamodb, config) == 0
+    print(f"{len(readings)} readings in {len(chunks)} chunks: {compared} items compared")
