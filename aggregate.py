@@ -182,10 +182,10 @@ def run_hours(history, hour, now_hour):
 
 
 def load_window(history, hour, now_hour):
-    """Read the hours around `hour` that hold the OFF runs reaching it, and the last hour with
-    readings before it."""
+    """Read the hours around `hour` that hold the OFF runs reaching it. Walking back from an
+    OFF first reading reads the last hour with readings before it too: only an OFF first
+    reading needs the reading before it (to tell an outage), so that lookup costs nothing more."""
     readings = history.readings(hour)
-    history.previous_value(hour)
     if readings and readings[0][1] == OFF:
         list(history.walk(hour, -HOUR, hour - MAX_WALK))
     if readings and readings[-1][1] == OFF:
@@ -225,7 +225,9 @@ def hour_statistics(history, hours, now, runs_of):
         if not readings:
             continue
         if history.pin:
-            results[hour] = aggregation.pin_stats(readings, hour, hour + HOUR, now, history.previous_value(hour),
+            # an ON first reading starts no outage whatever came before it
+            previous = history.previous_value(hour) if readings[0][1] == OFF else None
+            results[hour] = aggregation.pin_stats(readings, hour, hour + HOUR, now, previous,
                                                   runs_of.get(hour, ()))
         else:
             results[hour] = aggregation.env_stats(readings, hour, hour + HOUR, now)
