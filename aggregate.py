@@ -39,7 +39,8 @@ log = logging.getLogger("aggregate")
 KEYS = ("device", "table_prefix", "buffer_dir", "log_dir", "s3_bucket", "s3_prefix", "parquet_dir")
 LOCK_NAME = ".aggregate.lock"
 MIRROR_PENDING = ".mirror-pending.json"
-# An OFF run is followed this far from new readings, back and forward, to measure it whole.
+# An OFF run is followed this far from new readings, back and forward, to measure it whole;
+# the reading before an hour (whose first reading may start an outage) is looked for as far back.
 MAX_WALK = dt.timedelta(days=7)
 # Items stay `new` until their hour (minutes) or day (hours) has been over this long, so the
 # run after a period ends recomputes it whole, readings that were still on their way included.
