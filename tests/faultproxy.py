@@ -14,6 +14,10 @@ For a seeded fraction of DynamoDB requests it does what a flaky link or a busy D
 - `drop`: forwards the request, then resets the connection instead of answering (a write
   that landed but whose acknowledgement was lost).
 
+`hold(operation, number)` holds a request in flight on purpose: the `number`-th request of
+`operation` (and every later one) waits in the proxy, forwarded or not, until `release()`,
+and an event tells the test it is there (so a test can kill its client at that moment).
+
 Every request is logged (operation, parsed JSON body, fault, the PutRequest keys forwarded),
 and optionally checked with tests/strict_dynamodb.py. It serves only loopback clients and
 forwards only to a loopback upstream.
@@ -39,6 +43,29 @@ ERROR_BODIES = {
                     "The level of configured provisioned throughput for the table was exceeded."),
     "500": (500, "InternalServerError", "Internal server error"),
 }
+
+
+class Hold:
+    """What FaultProxy.hold returns: `reached` is set once the `number`-th request of
+    `operation` (0-based, counted from the hold) is held; `held` logs every request held."""
+
+    def __init__(self, operation, number, forward):
+        self.operation = operation
+        self.number = number
+        self.forward = forward
+        self.seen = 0
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        self.held = []
+
+    def wait(self, process, timeout=120.0):
+        """True once the request is held; False if `process` (its client) ended first or
+        `timeout` seconds passed (a bound for a hang, not a guess at how long a run takes)."""
+        deadline = time.monotonic() + timeout
+        while not self.reached.wait(0.05):
+            if process.poll() is not None or time.monotonic() > deadline:
+                return self.reached.is_set()
+        return True
 
 
 @dataclass
@@ -77,6 +104,7 @@ class FaultProxy:
         self.violations = []
         self.lock = threading.Lock()
         self.in_flight = 0
+        self.gate = None
         self.server = None
         self.thread = None
 
@@ -95,6 +123,7 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc):
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -122,7 +151,26 @@ class FaultProxy:
         with self.lock:
             self.log.clear()
 
-    def wait_idle(self, timeout=30.0):
+    def hold(self, operation, number, forward=False):
+        """Hold the `number`-th `operation` request from now on (0-based) and every later one
+        until release(); returns a Hold whose `reached` event is set when that request arrives.
+
+        With `forward` the held request reaches the upstream first (written, its answer
+        withheld); without, it never does. The requests before it pass as usual. A held
+        request's client is meant to be killed: on release its connection is reset.
+        """
+        self.release()
+        with self.lock:
+            self.gate = Hold(operation, number, forward)
+            return self.gate
+
+    def release(self):
+        with self.lock:
+            gate, self.gate = self.gate, None
+        if gate is not None:
+            gate.released.set()
+
+    def wait_idle(self, timeout=120.0):
         """Wait until no request is being handled (a delayed one may still be on its way)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -144,6 +192,19 @@ class FaultProxy:
                 return number, None
             kinds = [k for k in self.faults if k != "partial" or operation == "BatchWriteItem"]
             return number, self.random.choices(kinds, weights=[self.faults[k] for k in kinds])[0]
+
+    def _gate(self, operation, entry):
+        """The Hold that holds this request, or None if it passes."""
+        with self.lock:
+            gate = self.gate
+            if gate is None or operation != gate.operation:
+                return None
+            position, gate.seen = gate.seen, gate.seen + 1
+            if position < gate.number:
+                return None
+            entry.fault = "held"
+            gate.held.append(entry)
+            return gate
 
     def _split(self, count):
         with self.lock:
@@ -214,6 +275,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     owner.violations.extend(problems)
         with owner.lock:
             owner.log.append(entry)
+        gate = owner._gate(operation, entry)
+        if gate is not None:
+            self._hold(gate, entry, operation, body, raw)
+            return
 
         if fault in ERROR_BODIES:
             status, code, message = ERROR_BODIES[fault]
@@ -230,11 +295,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body, unprocessed = self._take_part(body)
             raw = json.dumps(body).encode()
         if operation == "BatchWriteItem":
-            entry.forwarded_keys = [
-                (table, r["PutRequest"]["Item"]["pk"]["S"], r["PutRequest"]["Item"]["sk"]["S"])
-                for table, requests in body.get("RequestItems", {}).items()
-                for r in requests if "PutRequest" in r
-            ]
+            entry.forwarded_keys = put_keys(body)
         if unprocessed is not None and not body["RequestItems"]:
             document = {"UnprocessedItems": unprocessed}  # DynamoDB took none of it
             self._answer(200, json.dumps(document).encode(), entry)
@@ -250,6 +311,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._reset()
             return
         self._answer(status, payload, entry, headers)
+
+    def _hold(self, gate, entry, operation, body, raw):
+        """Forward the gate's own request if it says so, tell the test, wait for release."""
+        first = entry is gate.held[0]
+        if first and gate.forward:
+            self._forward(raw)
+            if operation == "BatchWriteItem":
+                entry.forwarded_keys = put_keys(body)
+        if first:
+            gate.reached.set()
+        gate.released.wait(timeout=600)  # a bound in case a test forgets to release
+        self._reset()
 
     def _take_part(self, body):
         """(the part forwarded, the rest as UnprocessedItems) of a BatchWriteItem body."""
@@ -301,6 +374,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 # --- what the fault tests share ---------------------------------------------------------------
+
+def put_keys(body):
+    """(table, pk, sk) of each PutRequest of a BatchWriteItem body."""
+    return [(table, r["PutRequest"]["Item"]["pk"]["S"], r["PutRequest"]["Item"]["sk"]["S"])
+            for table, requests in body.get("RequestItems", {}).items()
+            for r in requests if "PutRequest" in r]
+
 
 def wire_checker(prefix):
     """A checker for FaultProxy: tests/strict_dynamodb.py on each request body as sent."""

@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 
 import boto3
 import pytest
@@ -21,7 +20,7 @@ import minute_job
 import read_pin
 import utils
 from tests.conftest import FAKE_CREDENTIALS, PROJECT_DIR, free_port, run_script
-from tests.faultproxy import FaultProxy, buffer_state, scan_items, stored_keys
+from tests.faultproxy import FaultProxy, buffer_state, put_keys, scan_items, stored_keys
 
 UTC = dt.timezone.utc
 DEVICE = "alex_rpi"
@@ -96,32 +95,55 @@ def test_offline_for_three_days_then_everything_lands_once(server_env, server_cl
 # --- 2. killed mid-flush ----------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_loses_and_corrupts_nothing(server_env, server_client):
+def test_sigkill_mid_flush_loses_and_corrupts_nothing(moto_server, server_env, server_client, monkeypatch):
+    """`dynamo.py flush` SIGKILLed 50 times, each while its k-th BatchWriteItem is held in the
+    fault proxy: k is drawn (seeded) from the second and third rounds of FLUSH_WORKERS batches,
+    so the first round was acknowledged and its files removed, and the batches beside k may be
+    mid-removal. The held batch was either written with its answer lost or never sent. No
+    clock decides where a kill lands, so every one lands mid-flush on any machine."""
     rng = random.Random(20251123)
-    expected, mid_flush, trials, per_trial = set(), 0, 50, 600
+    trials, per_trial = 50, 150
+    expected, mid_flush, written_unacknowledged, largest = set(), 0, 0, 0
     buffer_dir = server_env["BLACKOUT_BUFFER_DIR"]
-    for trial in range(trials):
-        expected |= fill(buffer_dir, per_trial, start=START + dt.timedelta(days=trial))
-        before = len(buffer_state(buffer_dir)["pending"])
-        process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "dynamo.py"), "flush"], env=server_env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # start-up takes ~0.25 s, sending 600 readings ~0.2 s more: most kills land mid-flush
-        time.sleep(rng.uniform(0.1, 0.6))
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        state = buffer_state(buffer_dir)
-        mid_flush += 0 < len(state["pending"]) < before
-        store = filebuffer.Buffer(buffer_dir)
-        for name in state["pending"]:  # every file left is whole
-            filebuffer.parse_reading((store.directory / name).read_text())
-        assert state["bad"] == []
-    assert mid_flush >= trials // 5, f"only {mid_flush} of {trials} kills landed mid-flush: recalibrate"
-    result = run_script("dynamo.py", "flush", env=server_env, timeout=300)
-    assert result.returncode == 0
+    store = filebuffer.Buffer(buffer_dir)
+    with FaultProxy(moto_server) as proxy:
+        env = dict(server_env, AWS_ENDPOINT_URL=proxy.url)
+        for trial in range(trials):
+            with monkeypatch.context() as setup:  # fsync guards against power loss, not SIGKILL: skip it
+                setup.setattr(os, "fsync", lambda fd: None)
+                expected |= fill(buffer_dir, per_trial, start=START + dt.timedelta(days=trial))
+            before = len(buffer_state(buffer_dir)["pending"])
+            largest = max(largest, before)
+            batches = -(-before // dynamo.BATCH_LIMIT)  # every reading has its own minute: no collapsing
+            forward = rng.random() < 0.5
+            k = rng.randrange(dynamo.FLUSH_WORKERS, min(batches, 3 * dynamo.FLUSH_WORKERS))
+            hold = proxy.hold("BatchWriteItem", k, forward=forward)
+            process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "dynamo.py"), "flush"], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            reached = hold.wait(process)
+            process.kill()
+            stderr = process.communicate()[1].decode()
+            proxy.release()
+            assert reached and process.returncode == -signal.SIGKILL, (trial, process.returncode, stderr)
+            assert proxy.wait_idle()
+            state = buffer_state(buffer_dir)
+            mid_flush += 0 < len(state["pending"]) < before
+            left = {dynamo.minute_key(r.device, r.sensor, r.ts)  # every file left is whole
+                    for r in (filebuffer.parse_reading((store.directory / name).read_text())
+                              for name in state["pending"])}
+            held = {(pk, sk) for entry in hold.held for _, pk, sk in put_keys(entry.body)}
+            assert held and held <= left  # unacknowledged, so still buffered
+            written_unacknowledged += forward
+            assert state["bad"] == []
+    assert mid_flush == trials, f"only {mid_flush} of {trials} kills landed mid-flush"
+    assert 0 < written_unacknowledged < trials
+    result = run_script("dynamo.py", "flush", env=server_env, timeout=600)
+    assert (result.returncode, result.stderr) == (0, "")
     keys = stored_keys(server_client, minute_table(server_env))
     assert set(keys) == expected and len(keys) == len(expected) == trials * per_trial
     assert buffer_state(buffer_dir)["pending"] == []
-    summary("SIGKILL mid-flush", trials=trials, killed_mid_flush=mid_flush, expected=len(expected),
+    summary("SIGKILL mid-flush", trials=trials, killed_mid_flush=mid_flush,
+            held_batch_written_unacknowledged=written_unacknowledged, largest_backlog=largest, expected=len(expected),
             stored=len(keys), duplicated=len(keys) - len(set(keys)), quarantined=0)
 
 
