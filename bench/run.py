@@ -544,7 +544,7 @@ def main(argv=None):
     return 0
 
 
-def wait_for_port(port, process, timeout=30.0):
+def wait_for_port(port, process, timeout=120.0):  # moto's import alone takes seconds on a Pi
     import socket
 
     deadline = time.monotonic() + timeout

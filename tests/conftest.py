@@ -16,6 +16,9 @@ import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+# How long a script may run before a test calls it hung: a bound for a hang, not a speed
+# check, so a Raspberry Pi under load (ten times slower and more) passes too.
+SCRIPT_TIMEOUT_SECONDS = 600
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -108,13 +111,29 @@ def server_env(moto_server, tmp_path):
     return env
 
 
-def run_script(script, *args, env, timeout=120, **kwargs):
+def run_script(script, *args, env, timeout=SCRIPT_TIMEOUT_SECONDS, **kwargs):
     """Run one of the project's scripts as cron would; returns the CompletedProcess."""
     return subprocess.run(
         [PYTHON, str(PROJECT_DIR / script), *map(str, args)],
         env=env, capture_output=True, text=True, timeout=timeout, cwd=kwargs.pop("cwd", PROJECT_DIR),
         **kwargs,
     )
+
+
+def flush_until_empty(env):
+    """`dynamo.py flush` as cron's next minutes would run it, until nothing waits; returns
+    the number of runs. A flush stops at its time budget, and how much fits in one depends on
+    the machine: a test may count on each run sending something, never on how much."""
+    from tests.faultproxy import buffer_state
+
+    runs, pending = 0, len(buffer_state(env["BLACKOUT_BUFFER_DIR"])["pending"])
+    while pending:
+        runs += 1
+        result = run_script("dynamo.py", "flush", env=env)
+        assert (result.returncode, result.stdout) == (0, ""), result.stderr
+        pending, before = len(buffer_state(env["BLACKOUT_BUFFER_DIR"])["pending"]), pending
+        assert pending < before, f"flush run {runs} sent nothing: {result.stderr}"
+    return runs
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ For a seeded fraction of DynamoDB requests it does what a flaky link or a busy D
   answers the rest as `UnprocessedItems`. Honest as DynamoDB is: what it returns as
   unprocessed was not written;
 - `reset`: closes the connection with a TCP RST before forwarding anything;
-- `delay`: holds the request longer than the client's read timeout, then forwards it all the
-  same (a write that lands although its caller gave up and retries: the worst case);
+- `delay`: holds the request until its client gives up on it (its read timeout fires and it
+  closes the connection), then forwards it all the same (a write that lands although its
+  caller gave up and retries: the worst case). The proxy waits for the hang-up itself, not
+  for a guess at the client's timeout, so a slow machine can't turn it into a plain request;
 - `drop`: forwards the request, then resets the connection instead of answering (a write
   that landed but whose acknowledgement was lost).
 
@@ -27,6 +29,7 @@ import http.client
 import http.server
 import json
 import random
+import select
 import socket
 import struct
 import threading
@@ -76,6 +79,7 @@ class Logged:
     forwarded_keys: list = field(default_factory=list)  # (table, pk, sk) of PutRequests sent on
     status: int = None
     started: float = 0.0
+    gave_up: bool = None  # delay: whether the client hung up before the request was forwarded
 
 
 class FaultProxy:
@@ -83,11 +87,12 @@ class FaultProxy:
 
     `faults` weights the kinds drawn for a faulty request (default: all but delay and drop);
     `scripted` maps a request number (0-based, counted over all requests) to a fault to
-    inject there whatever the draw, e.g. {7: "delay"}; `delay` is how long a delayed request
-    is held; `checker(operation, body)` may return problems to record in `violations`.
+    inject there whatever the draw, e.g. {7: "delay"}; `delay` bounds how long a delayed
+    request waits for its client to hang up (a client that never gives up gets it forwarded
+    then); `checker(operation, body)` may return problems to record in `violations`.
     """
 
-    def __init__(self, upstream, rate=0.0, seed=0, faults=None, scripted=None, delay=11.0,
+    def __init__(self, upstream, rate=0.0, seed=0, faults=None, scripted=None, delay=120.0,
                  checker=None, only=None):
         parts = urlsplit(upstream)
         if parts.hostname not in LOOPBACK:
@@ -289,7 +294,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._reset()
             return
         if fault == "delay":
-            time.sleep(owner.delay)
+            entry.gave_up = self._wait_for_hang_up(owner.delay)
         unprocessed = None
         if fault == "partial" and operation == "BatchWriteItem":
             body, unprocessed = self._take_part(body)
@@ -323,6 +328,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             gate.reached.set()
         gate.released.wait(timeout=600)  # a bound in case a test forgets to release
         self._reset()
+
+    def _wait_for_hang_up(self, bound):
+        """True once the client closed or reset the connection, False after `bound` seconds.
+        The client sends nothing more while it waits for this answer: readable means gone."""
+        deadline = time.monotonic() + bound
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 0.1)
+            if readable:
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    return True
+        return False
 
     def _take_part(self, body):
         """(the part forwarded, the rest as UnprocessedItems) of a BatchWriteItem body."""

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 
 import demo
+from tests.conftest import SCRIPT_TIMEOUT_SECONDS
 
 pytest.importorskip("nbclient")
 
@@ -36,7 +37,7 @@ def demo_run(env, script, *args):
     import sys
 
     result = subprocess.run([sys.executable, str(demo.PROJECT_DIR / script), *args], env=env,
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_SECONDS)
     assert result.returncode == 0, (script, result.stderr)
     OUTPUT.append(result.stdout)
     return result

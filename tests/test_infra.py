@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import dynamo
+from tests.conftest import SCRIPT_TIMEOUT_SECONDS
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
@@ -77,7 +78,7 @@ def attribute_of(name, attribute, template, parameters):
 
 
 def test_cfn_lint_passes():
-    result = subprocess.run([cfn_lint(), str(TEMPLATE)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([cfn_lint(), str(TEMPLATE)], capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_SECONDS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -85,7 +86,7 @@ def test_cfn_lint_catches_a_broken_template(tmp_path):
     """The lint really runs: a misspelt property fails it."""
     broken = tmp_path / "broken.yaml"
     broken.write_text(TEMPLATE.read_text().replace("BillingMode: PAY_PER_REQUEST", "BillingMod: PAY_PER_REQUEST", 1))
-    result = subprocess.run([cfn_lint(), str(broken)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([cfn_lint(), str(broken)], capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_SECONDS)
     assert result.returncode != 0 and "BillingMod" in result.stdout
 
 

@@ -24,7 +24,7 @@ def env(tmp_path):
 
 
 def policy(env, *args):
-    result = run_script("dynamo.py", "policy", *args, env=env, timeout=60)
+    result = run_script("dynamo.py", "policy", *args, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     return json.loads(result.stdout)
@@ -122,7 +122,7 @@ def test_admin_policy(env):
 
 @pytest.mark.parametrize("device", ["a#b", "*", "alex*", "a?c", "", " ", "x" * 65, "a/b", "al ex", "dévice", "a\nb"])
 def test_device_name_is_validated(env, device):
-    result = run_script("dynamo.py", "policy", "--device", device, env=env, timeout=60)
+    result = run_script("dynamo.py", "policy", "--device", device, env=env)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
@@ -137,7 +137,7 @@ def test_device_name_is_validated_in_the_function():
 
 def test_policy_never_prints_credentials(env):
     env = dict(env, AWS_ACCESS_KEY_ID="AKIASECRETSECRET", AWS_SECRET_ACCESS_KEY="verysecretkey")
-    result = run_script("dynamo.py", "policy", "--device", "alex_rpi", env=env, timeout=60)
+    result = run_script("dynamo.py", "policy", "--device", "alex_rpi", env=env)
     assert result.returncode == 0
     assert "SECRET" not in result.stdout + result.stderr and "verysecret" not in result.stdout + result.stderr
 
