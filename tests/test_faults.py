@@ -19,8 +19,8 @@ import filebuffer
 import minute_job
 import read_pin
 import utils
-from tests.conftest import (FAKE_CREDENTIALS, PROJECT_DIR, SCRIPT_TIMEOUT_SECONDS, flush_until_empty, free_port,
-                            run_script)
+from tests.conftest import (FAKE_CREDENTIALS, PROJECT_DIR, SCRIPT_TIMEOUT_SECONDS, aggregate_until_done,
+                            flush_until_empty, free_port, run_script)
 from tests.faultproxy import FaultProxy, buffer_state, put_keys, scan_items, stored_keys
 
 UTC = dt.timezone.utc
@@ -69,7 +69,7 @@ def test_offline_for_three_days_then_everything_lands_once(server_env, server_cl
     runs = flush_until_empty(server_env)
     keys = stored_keys(server_client, minute_table(server_env))
     assert len(keys) == len(set(keys)) == 8640
-    assert run_script("aggregate.py", "--device", DEVICE, env=server_env).returncode == 0
+    aggregate_until_done(server_env, "--device", DEVICE)
 
     # the same readings flushed on time, into other tables
     on_time = dict(server_env, BLACKOUT_TABLE_PREFIX=server_env["BLACKOUT_TABLE_PREFIX"] + "-ontime",
@@ -80,7 +80,7 @@ def test_offline_for_three_days_then_everything_lands_once(server_env, server_cl
         assert run_script("read_pin.py", "--device", DEVICE, "--pin", "4", *at, env=on_time).returncode == 0
         assert run_script("read_env.py", "--device", DEVICE, *at, env=on_time).returncode == 0
         flush_until_empty(on_time)  # what a slow machine's minute jobs left for the next flush
-        assert run_script("aggregate.py", "--device", DEVICE, env=on_time).returncode == 0
+        aggregate_until_done(on_time, "--device", DEVICE)
     for kind in ("hours", "days"):
         late = statistics(server_client, server_env["BLACKOUT_TABLE_PREFIX"], kind)
         prompt = statistics(server_client, on_time["BLACKOUT_TABLE_PREFIX"], kind)
