@@ -139,7 +139,7 @@ def flush_until_empty(env):
 DEFERRED = "aggregation waits for the next run"  # aggregate.py's log line when it leaves its work to the next run
 
 
-def aggregate_until_done(env, *args, runs=5):
+def aggregate_until_done(env, *args, runs=3):
     """`aggregate.py` as the hourly cron runs it, again while a run left its work to the next
     one: moto on a loaded machine can answer a large query slower than the client's read
     timeout, which the script takes for an unreachable cloud. Any other failure fails."""
