@@ -262,7 +262,11 @@ def call(operation, table=None, **kwargs):
     try:
         return operation(**kwargs)
     except (BotoCoreError, ClientError) as error:
-        raise classify(error, table) from None
+        problem = classify(error, table)
+        if isinstance(problem, CloudUnreachable):  # where it tried: link.py probes it next minute
+            problem.endpoint = getattr(getattr(getattr(operation, "__self__", None), "meta", None),
+                                       "endpoint_url", None)
+        raise problem from None
 
 
 def query_all(client, **kwargs):
@@ -536,6 +540,8 @@ def _concurrently(function, batches):
 
 def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):
     """Flush as the minute jobs do: an unreachable cloud or a busy lock is logged, not fatal."""
+    import link
+
     try:
         result = flush(config, budget)
     except filebuffer.BufferLocked:
@@ -544,9 +550,16 @@ def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):
     except CloudUnreachable as error:
         log.warning("DynamoDB unreachable, readings stay buffered (%d waiting): %s",
                     filebuffer.Buffer(config["buffer_dir"]).count(), error, extra=NOT_MAILED)
+        if getattr(error, "endpoint", None):
+            try:  # the next minutes probe that endpoint before paying for boto3
+                link.record_down(config["buffer_dir"], error.endpoint, error, utc_now())
+            except OSError as problem:
+                log.warning("can't record the link as down in %s: %s", config["buffer_dir"], problem)
         return None
     except (filebuffer.BufferError, OSError) as error:
         raise JobFailed(f"can't flush the buffer in {config['buffer_dir']}: {error}") from None
+    if result.batches:  # DynamoDB answered
+        link.record_up(config["buffer_dir"])
     log.info("flushed %d readings in %d batches, %d left", result.sent, result.batches, result.left)
     return result
 

@@ -150,22 +150,40 @@ def _fsync_dir(directory):
 
 def write_atomically(directory, name, text):
     """Temp file, fsync, rename, fsync the directory."""
+    (path, error), = write_all_atomically(directory, [(name, text)])
+    if error is not None:
+        raise error
+    return path
+
+
+def write_all_atomically(directory, files):
+    """Write each (name, text) of `files` as write_atomically does, with one directory fsync
+    for all: on an SD card every fsync is a journal commit. Returns (path, None) for each file
+    stored and (None, OSError) for each that could not be; a failed one never stops the others.
+    """
     directory = Path(directory)
-    temp = directory / f"{TEMP_PREFIX}{os.getpid()}-{time.monotonic_ns()}-{name}"
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    outcomes = []
+    for name, text in files:
+        temp = directory / f"{TEMP_PREFIX}{os.getpid()}-{time.monotonic_ns()}-{name}"
         try:
-            os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(temp, directory / name)
-        _fsync_dir(directory)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    return directory / name
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, text.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temp, directory / name)
+            outcomes.append((directory / name, None))
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            outcomes.append((None, error))
+    if any(path is not None for path, _error in outcomes):
+        try:
+            _fsync_dir(directory)
+        except OSError as error:  # the renames may not survive a power cut: none is stored for sure
+            outcomes = [(None, error)] * len(outcomes)
+    return outcomes
 
 
 class Buffer:
@@ -184,13 +202,22 @@ class Buffer:
 
     def write(self, reading):
         """Store a reading durably; BufferError if the disk is full or read-only."""
-        self._ensure(self.directory)
+        path, error = self.write_all([reading])[0]
+        if error is not None:
+            raise error
+        return path
+
+    def write_all(self, readings):
+        """Store readings durably, one directory fsync for all. Returns (path, None) for each
+        reading stored, (None, BufferError) for each that could not be (disk full, read-only)."""
         try:
-            return write_atomically(self.directory, reading.file_name, reading.to_json())
-        except OSError as error:
-            raise BufferError(
-                f"can't write reading to {self.directory}: {error.strerror or error}"
-            ) from None
+            self._ensure(self.directory)
+        except BufferError as error:
+            return [(None, error)] * len(readings)
+        outcomes = write_all_atomically(self.directory, [(r.file_name, r.to_json()) for r in readings])
+        return [(path, None) if error is None else
+                (None, BufferError(f"can't write reading to {self.directory}: {error.strerror or error}"))
+                for path, error in outcomes]
 
     def hold(self, reading, reason):
         """Keep a reading with an untrustworthy clock out of the flush, with the reason."""

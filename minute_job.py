@@ -8,9 +8,8 @@ import datetime as dt
 import logging
 
 import filebuffer
-import dynamo
 import sensors
-from utils import EXIT_FAILED, EXIT_OK, ConfigError, JobFailed, parse_time, utc_now
+from utils import EXIT_FAILED, EXIT_OK, NOT_MAILED, ConfigError, JobFailed, parse_time, utc_now
 
 log = logging.getLogger("minute_job")
 MAX_SIMULATED_SPAN = dt.timedelta(days=366)
@@ -57,47 +56,104 @@ def reading_times(args, now=None):
 
 
 def run(config, args, sensor, take_reading, notifier=None):
-    """Take, stamp, check, buffer and flush readings. `take_reading(at)` returns the values.
+    """Take, stamp, check, buffer and flush the readings of one sensor (see run_all)."""
+    return run_all(config, args, [(sensor, take_reading)], notifier)
 
-    `notifier` (read_pin.py's notify.Notifier) sees each reading once it is stored and sends
-    its queue after the flush; it never raises, so it can't cost a reading or the exit code.
+
+def run_all(config, args, readers, notifier=None):
+    """Take, stamp, check, buffer and flush readings of every (sensor, take_reading) in
+    `readers`, in one process: one flush (one BatchWriteItem a minute) for all of them.
+    `take_reading(at)` returns the values.
+
+    A sensor that fails costs only its own reading: the others are still stored and flushed,
+    then the failure is raised (ConfigError for missing hardware, JobFailed for a failed read
+    or a full disk). When the link is known to be down (link.py), the minute buffers only: no
+    boto3, no notifications. `notifier` (read_pin.py's notify.Notifier) sees each pin reading
+    once it is stored and sends its queue after the flush; it never raises.
     """
     times = reading_times(args)
     from_system_clock = args.at is None
     store = filebuffer.Buffer(config["buffer_dir"])
     held = stored = 0
+    failures = {}  # sensor -> the exception that cost its readings
     for at in times:
-        try:
-            values = take_reading(at)
-        except sensors.HardwareError as error:
-            raise ConfigError(str(error)) from None
-        except sensors.SensorReadError as error:
-            raise JobFailed(str(error)) from None
-        reading = filebuffer.Reading(config["device"], sensor, at, values)
+        readings = []
+        for sensor, take_reading in readers:
+            if sensor in failures:
+                continue
+            try:
+                readings.append(filebuffer.Reading(config["device"], sensor, at, take_reading(at)))
+            except sensors.HardwareError as error:
+                failures[sensor] = ConfigError(str(error))
+            except sensors.SensorReadError as error:
+                failures[sensor] = JobFailed(str(error))
         problem = filebuffer.clock_problem(
             at, timesync_dir=filebuffer.TIMESYNC_DIR if from_system_clock else None
         )
-        try:
-            if problem:
-                path = store.hold(reading, problem)
+        if problem:
+            for reading in readings:
+                try:
+                    path = store.hold(reading, problem)
+                except filebuffer.BufferError as error:
+                    failures[reading.sensor] = JobFailed(f"{error}; the reading of sensor {reading.sensor} is lost")
+                    continue
                 log.error("reading not stored under its key, kept in %s: %s", path, problem)
                 held += 1
+            continue
+        for reading, (_path, error) in zip(readings, store.write_all(readings)):
+            if error is not None:
+                failures[reading.sensor] = JobFailed(f"{error}; the reading of sensor {reading.sensor} is lost")
                 continue
-            store.write(reading)
-        except filebuffer.BufferError as error:
-            raise JobFailed(f"{error}; the reading of sensor {sensor} is lost") from None
-        stored += 1
-        if notifier is not None:
-            notifier.observe(reading)
-        if len(times) == 1:
-            log.info("sensor %s at %s: %s", sensor, dynamo.format_ts(at), values)
+            stored += 1
+            if notifier is not None:
+                notifier.observe(reading)
+            if len(times) == 1:
+                log.info("sensor %s at %s: %s", reading.sensor, _format_ts(at), reading.values)
     if len(times) > 1:
-        log.info("sensor %s: buffered %d simulated readings from %s to %s, %d held",
-                 sensor, stored, dynamo.format_ts(times[0]), dynamo.format_ts(times[-1]), held)
+        log.info("sensors %s: buffered %d simulated readings from %s to %s, %d held",
+                 ", ".join(sensor for sensor, _ in readers), stored, _format_ts(times[0]),
+                 _format_ts(times[-1]), held)
+    if failures and not stored + held:  # nothing new to send: fail as a one-sensor job always did
+        _raise(failures)
+    send = True
     try:
         if not args.no_flush:
-            dynamo.flush_and_report(config)
+            send = flush_unless_down(config)
     finally:
         if notifier is not None:
-            notifier.finish()
+            notifier.finish(send=send)
+    if failures:
+        _raise(failures)
     return EXIT_FAILED if held else EXIT_OK
+
+
+def _raise(failures):
+    """One error for the sensors that failed: a usage error (2) if any hardware is missing."""
+    errors = list(failures.values())
+    if len(errors) == 1:
+        raise errors[0]
+    kind = ConfigError if any(isinstance(error, ConfigError) for error in errors) else JobFailed
+    raise kind("; ".join(str(error) for error in errors))
+
+
+def flush_unless_down(config, now=None, probe=None):
+    """Flush, unless the link is known to be down (link.py): then only say so, boto3 unimported.
+    Returns whether DynamoDB was reachable, i.e. whether notifications may go out."""
+    import link
+
+    down = link.still_down(config["buffer_dir"], now or utc_now(), probe=probe)
+    if down is None:
+        import dynamo
+
+        dynamo.flush_and_report(config)
+        return link.load(config["buffer_dir"]) is None
+    log.warning("DynamoDB unreachable, readings stay buffered (%d waiting): down since %s; %s:%s: %s",
+                filebuffer.Buffer(config["buffer_dir"]).count(), down.since.strftime("%Y-%m-%d %H:%M UTC"),
+                *down.address, down.reason, extra=NOT_MAILED)
+    return False
+
+
+def _format_ts(ts):
+    import dynamo  # the one place of the timestamp format
+
+    return dynamo.format_ts(ts)

@@ -709,7 +709,9 @@ class Notifier:
             _write_json(self.directory / "simulated", _message_name(message), message)
             self.simulated += 1
 
-    def finish(self):
+    def finish(self, send=True):
+        """Save a history run's states, then send the queue; `send=False` while the link is
+        known to be down (minute_job): the messages wait, no channel's backoff grows."""
         try:
             if self.history and self.states and not self.failed:
                 for (device, sensor), state in self.states.items():
@@ -718,7 +720,8 @@ class Notifier:
                 if self.simulated:
                     log.info("%d notifications of the simulated history written to %s, not sent "
                              "(python notify.py list shows them)", self.simulated, self.directory / "simulated")
-            send_queue(self.config["buffer_dir"], self.channels, self.zone, self.budget, self.clock)
+            if send:
+                send_queue(self.config["buffer_dir"], self.channels, self.zone, self.budget, self.clock)
         except Exception as error:
             log.warning("notifications: %s: %s", type(error).__name__, error)
 

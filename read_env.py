@@ -2,6 +2,9 @@
 
     python read_env.py --device alex_rpi [--bus 1] [--address 0x76]
     python read_env.py --device demo --simulate --at 2025-06-21T00:00 --until 2025-06-22T00:00
+
+The installed cron minute reads the BME280 with the relay, in one process: `read_pin.py
+--all-sensors`. This script reads it alone.
 """
 
 import sys
@@ -21,23 +24,27 @@ def build_parser():
     return parser
 
 
+def reader(config, simulate):
+    """(sensor name, take_reading) of the BME280 for minute_job.run_all."""
+    if simulate:
+        return BME280_SENSOR, sensors.simulated_environment
+    bus_number, address = config["bus"], config["address"]
+
+    def take_reading(at):
+        bus = sensors.open_i2c_bus(bus_number)
+        try:
+            return sensors.read_bme280(bus, address, bus_number)
+        finally:
+            bus.close()
+
+    return BME280_SENSOR, take_reading
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_config(args, KEYS)
     setup_logging(config["log_dir"], "read_env")
-    if args.simulate:
-        take_reading = sensors.simulated_environment
-    else:
-        bus_number, address = config["bus"], config["address"]
-
-        def take_reading(at):
-            bus = sensors.open_i2c_bus(bus_number)
-            try:
-                return sensors.read_bme280(bus, address, bus_number)
-            finally:
-                bus.close()
-
-    return minute_job.run(config, args, BME280_SENSOR, take_reading)
+    return minute_job.run_all(config, args, [reader(config, args.simulate)])
 
 
 if __name__ == "__main__":

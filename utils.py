@@ -128,6 +128,17 @@ def _int_in(low, high, hexadecimal=False):
     return check
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _boolean(key, value):
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {shown(value)}")
+    return value
+
+
 # --- notification keys (notify.py): an error never echoes a secret ---------------------------
 
 TELEGRAM_TOKEN_RE = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
@@ -214,6 +225,8 @@ KEYS = {
     "pin": (_int_in(0, 27), None, "--pin", "BCM number of the relay's GPIO pin (0-27)"),
     "bus": (_int_in(0, 99), 1, "--bus", "I2C bus number of the BME280 (default 1)"),
     "address": (_int_in(0x03, 0x77, hexadecimal=True), 0x76, "--address", "I2C address of the BME280 (default 0x76)"),
+    # whether the Pi has a BME280: read_pin.py --all-sensors (the installed cron minute) reads it
+    "bme280": (_boolean, True, None, None),
     # notifications (notify.py, read_pin.py)
     "notify_after": (_int_in(1, 60), 1, "--notify-after",
                      "announce a power change once it held for this many readings (default 1)"),

@@ -40,3 +40,18 @@ def naive_aggregate(client, tables, device, sensor, now):
         for item in items:
             client.update_item(TableName=tables["minutes"], Key={"pk": item["pk"], "sk": item["sk"]},
                                UpdateExpression="REMOVE pk_status")
+
+
+# The seed's minute: each sensor's cron script a bare process that imports boto3 and puts its
+# one item (run as `python -c SEED_PROCESS TABLE SENSOR`).
+SEED_PROCESS = (
+    "import sys, boto3; table, sensor = sys.argv[1:3]; boto3.client('dynamodb').put_item(TableName=table, "
+    "Item={'pk': {'S': f'device#bench_rpi#sensor#{sensor}#date#2025-06-01-00'}, 'sk': {'S': 'time#00'}})"
+)
+# The floor of a minute with both sensors: one interpreter, one boto3 import, one client, one
+# BatchWriteItem of both readings (`python -c FLOOR_PROCESS TABLE`).
+FLOOR_PROCESS = (
+    "import sys, boto3; table = sys.argv[1]; boto3.client('dynamodb').batch_write_item(RequestItems={table: ["
+    "{'PutRequest': {'Item': {'pk': {'S': f'device#bench_rpi#sensor#{s}#date#2025-06-01-00'}, "
+    "'sk': {'S': 'time#00'}}}} for s in ('4', 'bme280')]})"
+)

@@ -3,17 +3,20 @@
     python bench/run.py                      # full sizes, >= 5 runs each, writes BENCHMARKS.md
     python bench/run.py --smoke --output X   # tiny sizes, 2 runs (the test suite's smoke run)
     python bench/run.py --only aggregation   # one section; its figures printed, BENCHMARKS.md untouched
+    python bench/run.py --only minute --rewrite   # the minute section, rewritten in place in BENCHMARKS.md
 
 Everything runs against moto's server on 127.0.0.1. Ratios are taken run by run, ours and the
 baseline side by side in the same run, then summarised as min / median / max.
 """
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -324,6 +327,201 @@ def bench_minute_job(endpoint, size):
     return {"results": results, "ratios": ratios, "imports": sorted(imports, reverse=True)[:12]}
 
 
+# --- 3b. a cron minute: run-parts over cron.minutes.pi, as installed ---------------------------
+
+# Runs `run-parts --report DIR` and prints, as JSON, what it and its children cost: CPU (user +
+# sys), wall, peak RSS, bytes they caused to be written to a block device (/proc/self/io counts a
+# reaped child's I/O in its parent's), and what run-parts printed (cron mails that).
+CRON_LAUNCHER = (
+    "import json, resource, subprocess, sys, time\n"
+    "def written():\n"
+    "    for line in open('/proc/self/io'):\n"
+    "        if line.startswith('write_bytes:'):\n"
+    "            return int(line.split()[1])\n"
+    "before, t = written(), time.perf_counter()\n"
+    "done = subprocess.run(['run-parts', '--report', sys.argv[1]], capture_output=True, text=True)\n"
+    "wall, usage = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(json.dumps({'wall': wall, 'cpu': usage.ru_utime + usage.ru_stime, 'rss': usage.ru_maxrss / 1024,\n"
+    "                  'written': written() - before, 'code': done.returncode, 'said': done.stdout + done.stderr}))\n"
+)
+OFFLINE_ENDPOINTS = {  # the endpoint unreachable three ways
+    "refused": "http://127.0.0.1:{closed_port}",
+    "DNS failing": "http://blackout-bench.invalid:4566",
+    "no route": "http://[2001:db8::1]:4566",
+}
+
+
+@contextlib.contextmanager
+def bench_filesystem():
+    """(directory, diskstats name): the buffer and logs on an ext4 of their own on a loop device
+    (root only), so /proc/diskstats counts only the minute's writes, journal included; else a
+    temporary directory and None."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-cron-"))
+    image, mount = workdir / "sd.img", workdir / "sd"
+    mounted = False
+    if os.geteuid() == 0:
+        mount.mkdir()
+        with open(image, "wb") as handle:
+            handle.truncate(64 << 20)
+        made = subprocess.run(["mkfs.ext4", "-q", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(image)],
+                              capture_output=True)
+        mounted = made.returncode == 0 and subprocess.run(
+            ["mount", "-o", "loop,noatime", str(image), str(mount)], capture_output=True).returncode == 0
+    try:
+        if not mounted:
+            yield workdir, None
+            return
+        source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(mount)], capture_output=True,
+                                text=True).stdout.strip()
+        yield mount, Path(source).name
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(mount)], check=False)
+
+
+def sectors_written(device, directory):
+    """Bytes written to `device` so far, once `directory`'s filesystem is synced."""
+    if device is None:
+        return 0
+    subprocess.run(["sync", "-f", str(directory)], check=True)
+    for line in Path("/proc/diskstats").read_text().splitlines():
+        fields = line.split()
+        if fields[2] == device:
+            return int(fields[9]) * 512
+    raise SystemExit(f"bench: {device} not in /proc/diskstats")
+
+
+def run_parts_dir(root, name, scripts):
+    """A run-parts directory of sh scripts {name: command line}."""
+    directory = root / name
+    directory.mkdir()
+    for script, command in scripts.items():
+        path = directory / script
+        path.write_text(f"#!/bin/sh\nexec {command}\n")
+        path.chmod(0o755)
+    return directory
+
+
+def bench_cron_minute(endpoint, size):
+    """A cron minute with both sensors (relay + BME280), run-parts and its children measured."""
+    with bench_filesystem() as (root, device):
+        return _bench_cron_minute(endpoint, size, root, device)
+
+
+def _bench_cron_minute(endpoint, size, root, device):
+    (root / "config.toml").write_text("pin = 4\n")
+    table = "bench-cron-minutes"
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, BLACKOUT_TABLE_PREFIX="bench-cron",
+               BLACKOUT_BUFFER_DIR=str(root / "buffer"), BLACKOUT_LOG_DIR=str(root / "logs"),
+               BLACKOUT_CONFIG=str(root / "config.toml"), BLACKOUT_DEVICE=DEVICE,
+               PYTHON=sys.executable, PROJECT_DIR=str(PROJECT_DIR), OPTIONS="--simulate")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, str(PROJECT_DIR / "dynamo.py"), "create-tables"], env=env, check=True,
+                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-l", str(PROJECT_DIR)], check=True)
+    scripts = root / "scripts"
+    scripts.mkdir()
+    python, project = shlex.quote(sys.executable), shlex.quote(str(PROJECT_DIR))
+    seed, floor = shlex.quote(baseline.SEED_PROCESS), shlex.quote(baseline.FLOOR_PROCESS)
+    layouts = {
+        "seed": run_parts_dir(scripts, "seed", {
+            "blackout-monitor": f"{python} -c {seed} {table} 4",
+            "env-monitor": f"{python} -c {seed} {table} bme280"}),
+        "floor": run_parts_dir(scripts, "floor", {"blackout-monitor": f"{python} -c {floor} {table}"}),
+        "two processes": run_parts_dir(scripts, "two", {
+            "blackout-monitor": f"{python} {project}/read_pin.py --pin 4 --simulate",
+            "env-monitor": f"{python} {project}/read_env.py --simulate"}),
+        "ours": PROJECT_DIR / "cron_example" / "cron.minutes.pi",
+    }
+
+    def minute(layout, run_env=env):
+        before = sectors_written(device, root)
+        done = subprocess.run([sys.executable, "-S", "-c", CRON_LAUNCHER, str(layouts[layout])], env=run_env,
+                              capture_output=True, text=True)
+        figures = json.loads(done.stdout)
+        if figures["code"] or figures["said"]:
+            raise SystemExit(f"bench: {layout} minute failed or was not quiet: {figures['said']}")
+        figures["device"] = sectors_written(device, root) - before
+        return figures
+
+    for layout in layouts:  # warm up: page cache, the registry items of the day
+        minute(layout)
+    online = {layout: [] for layout in layouts}
+    for _run in range(size["runs"]):
+        for layout in layouts:  # side by side, in the same run
+            online[layout].append(minute(layout))
+    offline = {}
+    for kind, template in OFFLINE_ENDPOINTS.items():
+        away = dict(env, AWS_ENDPOINT_URL=template.format(closed_port=free_port()))
+        for layout in ("two processes", "ours"):
+            minute(layout, away)  # the minute the link is found down
+            offline[kind, layout] = [minute(layout, away) for _run in range(size["runs"])]
+            flushed = subprocess.run([sys.executable, str(PROJECT_DIR / "dynamo.py"), "flush"], env=env,
+                                     capture_output=True, text=True)
+            if flushed.returncode or flushed.stderr:
+                raise SystemExit(f"bench: the flush after the offline minutes failed: {flushed.stderr}")
+    return {"online": online, "offline": offline, "device": device}
+
+
+def cron_minute_lines(cron):
+    online, offline = cron["online"], cron["offline"]
+
+    def each(layout, key, runs=None):
+        return [figures[key] for figures in (runs or online[layout])]
+
+    def ratio(ours, other, key="cpu"):
+        return [a[key] / b[key] for a, b in zip(ours, other)]
+
+    ours = online["ours"]
+    to_seed, to_floor = ratio(ours, online["seed"]), ratio(ours, online["floor"])
+    floor_to_seed = ratio(online["floor"], online["seed"])
+    names = {"seed": "seed: two bare processes, boto3 + one PutItem each",
+             "floor": "floor: one process, one boto3 import, one BatchWriteItem of both",
+             "two processes": "read_pin.py and read_env.py, a process each (the layout before #14)",
+             "ours": "cron_example/cron.minutes.pi as installed"}
+    lines = [
+        "",
+        "### A cron minute with both sensors",
+        "",
+        "`run-parts --report` over a directory of minute scripts, relay and BME280 (`--simulate`), against",
+        "moto on loopback; CPU is user + sys of run-parts and its children. Bytes written: what the",
+        "processes caused to be written to a block device (`/proc/self/io` `write_bytes`)"
+        + (", and what the buffer's own ext4 on a loop device received, journal included, once synced"
+           " (`/proc/diskstats`)." if cron["device"] else "."),
+        "",
+        "| minute | CPU seconds | wall seconds | peak RSS MiB | bytes written per reading | device bytes per reading |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for layout, runs in online.items():
+        per_reading = 2 if layout in ("two processes", "ours") else None
+        written = spread([f["written"] / per_reading for f in runs], 0) if per_reading else "(no buffer)"
+        device = (spread([f["device"] / per_reading for f in runs], 0)
+                  if per_reading and cron["device"] else "")
+        lines.append(f"| {names[layout]} | {spread(each(layout, 'cpu'))} | {spread(each(layout, 'wall'))} | "
+                     f"{spread(each(layout, 'rss'), 1)} | {written} | {device} |")
+    for (kind, layout), runs in offline.items():
+        device = spread([f["device"] / 2 for f in runs], 0) if cron["device"] else ""
+        lines.append(f"| {layout}, offline ({kind}) | {spread(each(layout, 'cpu', runs))} | "
+                     f"{spread(each(layout, 'wall', runs))} | {spread(each(layout, 'rss', runs), 1)} | "
+                     f"{spread([f['written'] / 2 for f in runs], 0)} | {device} |")
+    online_cpu = {kind: ratio(runs, ours) for (kind, layout), runs in offline.items() if layout == "ours"}
+    before_cpu = {kind: ratio(runs, online["two processes"]) for (kind, layout), runs in offline.items()
+                  if layout == "two processes"}
+    lines += [
+        "",
+        f"CPU of an online minute, ours / seed, run by run: **{spread(to_seed, 2)}** (goal <= 0.6: "
+        f"{'met' if statistics.median(to_seed) <= 0.6 else 'missed'}); ours / floor: **{spread(to_floor, 2)}** "
+        f"(the floor itself is {spread(floor_to_seed, 2)} of the seed).",
+        f"Wall, ours / the two-process layout: {spread(ratio(ours, online['two processes'], 'wall'), 2)}; "
+        f"peak RSS: {spread(ratio(ours, online['two processes'], 'rss'), 2)}.",
+        "CPU of an offline minute (the link known down), ours / our online minute: "
+        + "; ".join(f"{kind} **{spread(values, 2)}**" for kind, values in online_cpu.items())
+        + " (goal <= 0.25); the two-process layout offline / its online minute: "
+        + "; ".join(f"{kind} {spread(values, 2)}" for kind, values in before_cpu.items()) + ".",
+    ]
+    return lines
+
+
 # --- 5. Parquet -------------------------------------------------------------------------------
 
 def bench_parquet(size):
@@ -357,7 +555,44 @@ def bench_parquet(size):
 
 # --- the report -------------------------------------------------------------------------------
 
-def report(size, flush, link, aggregation_, scaling, minute, units, parquet):
+MINUTE_HEADING, NEXT_HEADING = "## 3. The minute job", "## 4. "
+
+
+def minute_section(minute, cron):
+    """The lines of section 3, from its heading to the blank line before section 4."""
+    pin, env = minute["ratios"]["read_pin.py --simulate"], minute["ratios"]["read_env.py --simulate"]
+    lines = [
+        MINUTE_HEADING,
+        "",
+        "| process | wall seconds | peak RSS MiB |",
+        "| --- | --- | --- |",
+    ]
+    for name, values in minute["results"].items():
+        lines.append(f"| `{name}` | {spread([v[0] for v in values])} | {spread([v[1] for v in values], 1)} |")
+    lines += [
+        "",
+        f"Ratios to the bare PutItem, run by run: read_pin wall {spread(pin['wall'], 2)}, RSS "
+        f"{spread(pin['rss'], 2)}; read_env wall {spread(env['wall'], 2)}, RSS {spread(env['rss'], 2)} "
+        "(goal <= 1.2).",
+        *cron_minute_lines(cron),
+        "",
+        "Top imports of `read_pin.py --simulate --no-flush` (`python -X importtime`, cumulative microseconds):",
+        "",
+        "```",
+        *[f"{micros:>8}  {name}" for micros, name in minute["imports"]],
+        "```",
+        "",
+    ]
+    return lines
+
+
+def replace_minute_section(text, minute, cron):
+    """BENCHMARKS.md's text with section 3 measured again (`--only minute`)."""
+    start, end = text.index(MINUTE_HEADING), text.index(NEXT_HEADING)
+    return text[:start] + "\n".join(minute_section(minute, cron)) + "\n" + text[end:]
+
+
+def report(size, flush, link, aggregation_, scaling, minute, cron, units, parquet):
     ratio_30 = [w30 / w1 for w30, w1 in zip(scaling[max(scaling)]["wall"], scaling[min(scaling)]["wall"])]
     own_30 = [o30 / o1 for o30, o1 in zip(scaling[max(scaling)]["own"], scaling[min(scaling)]["own"])]
     billed_ratio = max(statistics.median(scaling[max(scaling)][key]) / statistics.median(scaling[min(scaling)][key])
@@ -372,8 +607,6 @@ def report(size, flush, link, aggregation_, scaling, minute, units, parquet):
     rru_month = 2 * 30 * 24 * read_units_hour
     storage_gb = 30 * 1440 * (units["pin_bytes"] + units["env_bytes"] + 2 * 100) / 1e9
     cost = wru_month * PRICE_WRU + rru_month * PRICE_RRU + storage_gb * PRICE_GB_MONTH
-    pin, env = minute["ratios"]["read_pin.py --simulate"], minute["ratios"]["read_env.py --simulate"]
-    results = minute["results"]
     lines = [
         "# Benchmarks",
         "",
@@ -444,25 +677,7 @@ def report(size, flush, link, aggregation_, scaling, minute, units, parquet):
         "the month's days partition, which a 30-day history fills (30 items instead of 1); it holds at",
         "most 31, so a longer history costs no more (reasoned from the queries, not measured past 30 days).",
         "",
-        "## 3. The minute job",
-        "",
-        "| process | wall seconds | peak RSS MiB |",
-        "| --- | --- | --- |",
-    ]
-    for name, values in results.items():
-        lines.append(f"| `{name}` | {spread([v[0] for v in values])} | {spread([v[1] for v in values], 1)} |")
-    lines += [
-        "",
-        f"Ratios to the bare PutItem, run by run: read_pin wall {spread(pin['wall'], 2)}, RSS "
-        f"{spread(pin['rss'], 2)}; read_env wall {spread(env['wall'], 2)}, RSS {spread(env['rss'], 2)} "
-        "(goal <= 1.2).",
-        "",
-        "Top imports of `read_pin.py --simulate --no-flush` (`python -X importtime`, cumulative microseconds):",
-        "",
-        "```",
-        *[f"{micros:>8}  {name}" for micros, name in minute["imports"]],
-        "```",
-        "",
+        *minute_section(minute, cron),
         "## 4. Write and read units, cost",
         "",
         f"Item sizes by DynamoDB's rules: pin minute {units['pin_bytes']} B, BME280 minute {units['env_bytes']} B, "
@@ -502,7 +717,11 @@ def main(argv=None):
     parser.add_argument("--output", default=str(PROJECT_DIR / "BENCHMARKS.md"))
     parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
                         help=f"run only this section ({', '.join(SECTIONS)}; repeatable) and print its figures")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="with --only minute: also rewrite that section of --output in place")
     args = parser.parse_args(argv)
+    if args.rewrite and "minute" not in (args.only or ()):
+        parser.error("--rewrite needs --only minute")
     size = SMOKE if args.smoke else FULL
     port = free_port()
     # Its own process, as DynamoDB is: a server thread in this process would share its GIL with
@@ -521,18 +740,23 @@ def main(argv=None):
                            ("aggregation", lambda: bench_aggregation(client, size)),
                            ("scaling", lambda: bench_scaling(client, size)),
                            ("minute", lambda: bench_minute_job(endpoint, size)),
+                           ("cron", lambda: bench_cron_minute(endpoint, size)),
                            ("units", write_units),
                            ("parquet", lambda: bench_parquet(size))):
-            if args.only and name not in args.only:
+            if args.only and name not in args.only and not (name == "cron" and "minute" in args.only):
                 continue
             started = time.perf_counter()
             steps[name] = step()
             print(f"bench: {name} done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
         if args.only:
+            if args.rewrite and "minute" in steps:
+                output = Path(args.output)
+                output.write_text(replace_minute_section(output.read_text(), steps["minute"], steps["cron"]))
+                print(f"bench: rewrote the minute section of {args.output}", file=sys.stderr)
             print(json.dumps(steps, indent=1, default=str))
             return 0
         Path(args.output).write_text(report(size, steps["flush"], steps["link"], steps["aggregation"], steps["scaling"],
-                                            steps["minute"], steps["units"], steps["parquet"]))
+                                            steps["minute"], steps["cron"], steps["units"], steps["parquet"]))
         print(f"bench: wrote {args.output}", file=sys.stderr)
     finally:
         server.terminate()
