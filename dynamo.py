@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 import filebuffer
+from filebuffer import format_ts  # the items' ts is the buffer's: defined there, for the minute path
 from utils import (
     EXIT_FAILED,
     EXIT_OK,
@@ -117,11 +118,6 @@ def period_start(pk, sk):
     if fields == 3:
         return start + dt.timedelta(hours=number)
     return start + dt.timedelta(days=number - 1)
-
-
-def format_ts(ts):
-    """2025-06-21T19:00:03.241969+00:00"""
-    return ts.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 def table_names(prefix):

@@ -72,6 +72,11 @@ class Reading:
         return f"{stamp}-{self.device}-{self.sensor}{SUFFIX}"
 
 
+def format_ts(ts):
+    """2025-06-21T19:00:03.241969+00:00: a reading's time in logs and in its DynamoDB item."""
+    return ts.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
 def _number(document, name):
     value = document.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -108,11 +108,11 @@ def run_all(config, args, readers, notifier=None):
             if notifier is not None:
                 notifier.observe(reading)
             if len(times) == 1:
-                log.info("sensor %s at %s: %s", reading.sensor, _format_ts(at), reading.values)
+                log.info("sensor %s at %s: %s", reading.sensor, filebuffer.format_ts(at), reading.values)
     if len(times) > 1:
         log.info("sensors %s: buffered %d simulated readings from %s to %s, %d held",
-                 ", ".join(sensor for sensor, _ in readers), stored, _format_ts(times[0]),
-                 _format_ts(times[-1]), held)
+                 ", ".join(sensor for sensor, _ in readers), stored, filebuffer.format_ts(times[0]),
+                 filebuffer.format_ts(times[-1]), held)
     if failures and not stored + held:  # nothing new to send: fail as a one-sensor job always did
         _raise(failures)
     send = True
@@ -151,9 +151,3 @@ def flush_unless_down(config, now=None, probe=None):
                 filebuffer.Buffer(config["buffer_dir"]).count(), down.since.strftime("%Y-%m-%d %H:%M UTC"),
                 *down.address, down.reason, extra=NOT_MAILED)
     return False
-
-
-def _format_ts(ts):
-    import dynamo  # the one place of the timestamp format
-
-    return dynamo.format_ts(ts)

@@ -418,6 +418,23 @@ def setup_logging(log_dir, name):
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with errors as one 'Error:' line (exit 2): cron mails stay short."""
 
+    _checking = False
+
+    def add_argument(self, *args, **kwargs):
+        # argparse checks each new flag with a help formatter, and a formatter measures the
+        # terminal (importing shutil, bz2, lzma): a fifth of a cron minute that reads nothing
+        # from its terminal. Checking needs no width; --help still measures it.
+        self._checking = True
+        try:
+            return super().add_argument(*args, **kwargs)
+        finally:
+            self._checking = False
+
+    def _get_formatter(self):
+        if self._checking:
+            return self.formatter_class(prog=self.prog, width=80)
+        return super()._get_formatter()
+
     def error(self, message):
         self.exit(EXIT_USAGE, f"Error: {one_line(message)} (see {self.prog} --help)\n")
 
