@@ -209,7 +209,7 @@ def aws_client(service="dynamodb", region=None, read_timeout=10):
     )
     region = region or (None if os.environ.get("AWS_DEFAULT_REGION") else os.environ.get("AWS_REGION") or None)
     try:
-        return botocore.session.Session().create_client(service, config=config, region_name=region)
+        return _botocore_session(botocore.session).create_client(service, config=config, region_name=region)
     except NoRegionError:
         raise ConfigError("no AWS region: set AWS_REGION (or a profile with a region)") from None
     except ProfileNotFound as error:
@@ -219,6 +219,16 @@ def aws_client(service="dynamodb", region=None, read_timeout=10):
     except ValueError as error:  # botocore: "Invalid endpoint: ..."
         endpoint = str(error).partition(": ")[2] or str(error)
         raise ConfigError(f"endpoint {endpoint!r} is not a URL (AWS_ENDPOINT_URL...)") from None
+
+
+_SESSION = []  # the process's botocore session, made on first use
+
+
+def _botocore_session(botocore_session):
+    """One session for the process, as boto3 keeps one: credentials are resolved once."""
+    if not _SESSION:
+        _SESSION.append(botocore_session.Session())
+    return _SESSION[0]
 
 
 class CloudUnreachable(Exception):
