@@ -353,7 +353,7 @@ class DailyFileHandler(logging.Handler):
         try:
             day = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).date()
             line = self.format(record) + "\n"
-            path = self.log_dir / f"blackout-monitor-{day.isoformat()}.log"
+            path = log_file(self.log_dir, day)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, line.encode("utf-8", "replace"))
@@ -361,6 +361,10 @@ class DailyFileHandler(logging.Handler):
                 os.close(fd)
         except Exception:  # logging must never take the job down
             self.handleError(record)
+
+
+def log_file(log_dir, day):
+    return Path(log_dir) / f"blackout-monitor-{day.isoformat()}.log"
 
 
 def prune_logs(log_dir, keep_days=LOG_KEEP_DAYS, today=None):
@@ -405,7 +409,8 @@ def setup_logging(log_dir, name):
         file_handler = DailyFileHandler(log_dir)
         file_handler.setFormatter(formatter)
         logger.addHandler(file_handler)
-        prune_logs(log_dir)
+        if not log_file(log_dir, utc_now().date()).exists():
+            prune_logs(log_dir)  # the day's first run: the other runs of the day would find nothing
     except OSError as error:
         logger.warning("can't write logs to %s (%s): logging to stderr only", log_dir, error)
     # botocore logs retries at DEBUG/INFO; its INFO lines are noise in a daily file
