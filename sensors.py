@@ -20,7 +20,6 @@ derived from a hash of that minute, so the same instant always gives the same va
 
 import datetime as dt
 import errno
-import hashlib
 import importlib
 import logging
 import math
@@ -288,6 +287,8 @@ def _jitter(minute, quantity, amplitude):
 
     hashlib rather than hash(): Python salts str hashes per process.
     """
+    import hashlib  # here: a Pi reading its real sensors never loads OpenSSL for it
+
     digest = hashlib.blake2b(f"{minute}:{quantity}".encode(), digest_size=8).digest()
     unit = int.from_bytes(digest, "big") / 2**64
     return (2 * unit - 1) * amplitude
