@@ -456,12 +456,12 @@ def _bench_cron_minute(endpoint, size, root, device):
     for kind in away:  # the minute that finds the link down
         minute("ours", away[kind])
     online = {layout: [] for layout in layouts}
-    offline = {(kind, "ours"): [] for kind in away}
+    offline = {kind: [] for kind in away}  # of "ours"
     for _run in range(size["runs"]):
         for layout in layouts:  # side by side, in the same run
             online[layout].append(minute(layout))
         for kind in away:
-            offline[kind, "ours"].append(minute("ours", away[kind]))
+            offline[kind].append(minute("ours", away[kind]))
     return {"online": online, "offline": offline, "device": device}
 
 
@@ -501,12 +501,12 @@ def cron_minute_lines(cron):
                   if per_reading and cron["device"] else "")
         lines.append(f"| {names[layout]} | {spread(each(layout, 'cpu'))} | {spread(each(layout, 'wall'))} | "
                      f"{spread(each(layout, 'rss'), 1)} | {written} | {device} |")
-    for (kind, layout), runs in offline.items():
+    for kind, runs in offline.items():
         device = spread([f["device"] / 2 for f in runs], 0) if cron["device"] else ""
-        lines.append(f"| {layout}, offline ({kind}) | {spread(each(layout, 'cpu', runs))} | "
-                     f"{spread(each(layout, 'wall', runs))} | {spread(each(layout, 'rss', runs), 1)} | "
+        lines.append(f"| ours, offline ({kind}) | {spread(each('ours', 'cpu', runs))} | "
+                     f"{spread(each('ours', 'wall', runs))} | {spread(each('ours', 'rss', runs), 1)} | "
                      f"{spread([f['written'] / 2 for f in runs], 0)} | {device} |")
-    online_cpu = {kind: ratio(runs, ours) for (kind, layout), runs in offline.items()}
+    online_cpu = {kind: ratio(runs, ours) for kind, runs in offline.items()}
     lines += [
         "",
         f"CPU of an online minute, ours / seed, run by run: **{spread(to_seed, 2)}** (goal <= 0.6: "
