@@ -377,6 +377,7 @@ def bench_filesystem():
     finally:
         if mounted:
             subprocess.run(["umount", str(mount)], check=False)
+        image.unlink(missing_ok=True)  # 64 MiB
 
 
 def sectors_written(device, directory):
