@@ -8,6 +8,7 @@
 
 import sys
 
+import channels
 import minute_job
 import notify
 import sensors
@@ -31,7 +32,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_config(args, KEYS)
     if args.test_notify:
-        notify.channels_from_config(config)  # configuration errors before the log is set up
+        channels.channels_from_config(config)  # configuration errors before the log is set up
         setup_logging(config["log_dir"], "read_pin")
         return notify.test_notify(config)
     if config["pin"] is None:

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import dynamo
+from messages import duration_text, message_text
 import notify
 import read_pin
 from filebuffer import Reading
@@ -226,15 +227,15 @@ def test_off_then_on_gives_the_outage_duration():
     assert (off["state"], off["previous_state"], off["duration_minutes"]) == ("off", "on", None)
     assert (on["state"], on["previous_state"], on["duration_minutes"]) == ("on", "off", 180)
     assert on["at"].startswith("2025-06-22T01:01:03") and off["id"] != on["id"]
-    assert notify.message_text(off) == "Power OFF at 2025-06-21 22:01 UTC (device alex_rpi, pin 4)"
-    assert (notify.message_text(on, sent_at=T0 + dt.timedelta(hours=3, minutes=1))
+    assert message_text(off) == "Power OFF at 2025-06-21 22:01 UTC (device alex_rpi, pin 4)"
+    assert (message_text(on, sent_at=T0 + dt.timedelta(hours=3, minutes=1))
             == "Power back at 01:01 UTC after 3 h 0 min (device alex_rpi, pin 4)")
 
 
 @pytest.mark.parametrize("minutes, text", [(0, "0 min"), (45, "45 min"), (180, "3 h 0 min"),
                                            (61, "1 h 1 min"), (1505, "1 d 1 h 5 min")])
 def test_duration_text(minutes, text):
-    assert notify.duration_text(minutes) == text
+    assert duration_text(minutes) == text
 
 
 def test_debounce_ignores_flapping_shorter_than_notify_after():
