@@ -19,10 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import dynamo
-from messages import duration_text, message_text
 import notify
 import read_pin
 from filebuffer import Reading
+from messages import duration_text, message_text
 from utils import run_cli
 
 UTC = dt.timezone.utc
