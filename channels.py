@@ -13,6 +13,7 @@ import json
 from messages import webhook_document
 from utils import ConfigError
 
+KEYS = ("telegram_token", "telegram_chat_id", "telegram_api_url", "webhook_url", "sns_topic_arn")
 HTTP_TIMEOUT_SECONDS = 5.0     # one request (connect + answer)
 USER_AGENT = "blackout-monitor"
 
@@ -184,19 +185,23 @@ class Sns:
             PartialCredentialsError,
         )
 
-        state = message["state"].upper() if message.get("kind") != "test" else "test"
-        subject = f"blackout-monitor: power {state} ({message['device']}, {message['sensor']})"
+        if message.get("kind") == "watchdog":
+            subject = f"blackout-monitor: {message['device']} {message['event']}"
+            attributes, group = ("device", "event"), f"{message['device']}-watchdog"
+        else:
+            state = message["state"].upper() if message.get("kind") != "test" else "test"
+            subject = f"blackout-monitor: power {state} ({message['device']}, {message['sensor']})"
+            attributes, group = ("device", "sensor", "state"), f"{message['device']}-{message['sensor']}"
         kwargs = {
             "TopicArn": self.topic_arn,
             "Message": text,
             "Subject": subject.encode("ascii", "replace").decode()[:100],
             "MessageAttributes": {
-                name: {"DataType": "String", "StringValue": str(message[name])}
-                for name in ("device", "sensor", "state")
+                name: {"DataType": "String", "StringValue": str(message[name])} for name in attributes
             },
         }
         if self.fifo:
-            kwargs["MessageGroupId"] = f"{message['device']}-{message['sensor']}"
+            kwargs["MessageGroupId"] = group
             kwargs["MessageDeduplicationId"] = message["id"]
         try:
             self._client = self._client or _sns_client(self.region)

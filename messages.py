@@ -76,8 +76,15 @@ def message_text(message, zone=None, sent_at=None):
     return text
 
 
+WATCHDOG_FIELDS = ("id", "device", "event", "at", "silent_since")
+WATCHDOG_BACK_FIELDS = ("cause", "silent_minutes", "off_minutes")
+
+
 def webhook_document(message, text):
-    """The JSON body POSTed to the webhook."""
+    """The JSON body POSTed to the webhook: a power change of the Pi, or a watchdog event."""
+    if message.get("kind") == "watchdog":
+        fields = WATCHDOG_FIELDS + (WATCHDOG_BACK_FIELDS if message["event"] == "back" else ())
+        return {**{name: message[name] for name in fields}, "text": text}
     return {
         "id": message["id"],
         "device": message["device"],
@@ -88,3 +95,39 @@ def webhook_document(message, text):
         "duration_minutes": message.get("duration_minutes"),
         "text": text,
     }
+
+
+# --- the watchdog's texts ------------------------------------------------------------------
+
+def span_text(start, end, zone=None, reference=None):
+    """'22:31–01:30 UTC' (the zone's name only once; dates only where not `reference`'s day)."""
+    local_zone = zone or dt.timezone.utc
+    text = f"{clock_text(start, local_zone, reference)}–{clock_text(end, local_zone, reference)}"
+    return text if zone else text + " UTC"
+
+
+def minutes_between(start, end):
+    return max(0, round((end - start).total_seconds() / 60))
+
+
+def silent_text(device, silent_since, now, zone=None):
+    """No word from alex_rpi since 22:31 (5 min): power or internet is down there"""
+    return (f"No word from {device} since {clock_text(silent_since, zone, now)} "
+            f"({duration_text(minutes_between(silent_since, now))}): power or internet is down there")
+
+
+def back_text(device, verdict, zone=None, reference=None):
+    """What the watchdog says when a silent device is heard again, by cause (watchdog.judge)."""
+    since, until = verdict["silent_since"], verdict["back_ts"]
+    if verdict["cause"] == "power":
+        off_from, off_until = verdict["off_from"], verdict["off_until"]
+        if off_until is None:
+            return (f"{device} is back: the power is OFF since {clock_text(off_from, zone, reference)} "
+                    f"({duration_text(minutes_between(off_from, until))} so far); it runs on its UPS")
+        return (f"{device} is back: the power was OFF {span_text(off_from, off_until, zone, reference)} "
+                f"({duration_text(minutes_between(off_from, off_until))})")
+    if verdict["cause"] == "link":
+        return f"{device} is back: the power stayed ON; the internet was down {span_text(since, until, zone, reference)}"
+    return (f"{device} is back after {duration_text(minutes_between(since, until))} of silence "
+            f"({span_text(since, until, zone, reference)}) without readings of that time: "
+            "the Pi itself was down, so the cause is unknown")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import filebuffer
 from channels import HTTP_TIMEOUT_SECONDS, channels_from_config
+from channels import KEYS as CHANNEL_KEYS
 from messages import clock_text, iso, message_text, parse_iso, time_zone
 from utils import (
     EXIT_OK,
@@ -46,8 +47,7 @@ from utils import (
 
 log = logging.getLogger("notify")
 
-KEYS = ("notify_after", "telegram_token", "telegram_chat_id", "telegram_api_url",
-        "webhook_url", "sns_topic_arn", "timezone")
+KEYS = ("notify_after",) + CHANNEL_KEYS + ("timezone",)
 FORMAT_VERSION = 1
 NOTIFY_DIR = "notify"
 SUFFIX = ".json"
@@ -333,8 +333,9 @@ class Notifier:
     to notify is logged and never costs a reading.
     """
 
-    def __init__(self, config, history=False, clock=utc_now, budget=SEND_BUDGET_SECONDS):
+    def __init__(self, config, history=False, clock=utc_now, budget=SEND_BUDGET_SECONDS, watchdog_outage=None):
         self.config = config
+        self.watchdog_outage = watchdog_outage  # () -> (silent_since, back_ts or None) or None
         self.directory = notify_dir(config["buffer_dir"])
         self.channels = channels_from_config(config)
         self.zone = time_zone(config.get("timezone"))
@@ -419,6 +420,42 @@ class Notifier:
             _write_json(self.directory / "simulated", _message_name(message), message)
             self.simulated += 1
 
+    def _quiet_told_outages(self):
+        """One story per outage: power changes that waited in the queue while the watchdog
+        announced the device silent are not sent; the watchdog's 'back' message tells them.
+
+        Asked only while power messages wait undelivered; if the watchdog's state can't be read
+        they are sent as usual (better twice than never).
+        """
+        if self.watchdog_outage is None or not self.channels:
+            return
+        with _lock(self.directory / ".send.lock") as locked:
+            if not locked:
+                return
+            waiting = []
+            for path in _json_files(self.directory / "queue"):
+                with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+                    message = _load_message(path)
+                    if message.get("kind") == "power" and not message["delivered"]:
+                        waiting.append((path, message))
+            if not waiting:
+                return
+            try:
+                outage = self.watchdog_outage()
+            except Exception as error:  # unreachable, no permission, no table: send as usual
+                log.info("notifications: the watchdog's state can't be read (%s); sending as usual", error)
+                return
+            if outage is None:
+                return
+            since, until = outage
+            for path, message in waiting:
+                at = parse_iso(message["at"])
+                if since <= at and (until is None or at <= until):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                    log.info("not sent, the watchdog announced this outage (silent since %s): %s",
+                             iso(since), message_text(message, self.zone))
+
     def finish(self):
         try:
             if self.history and self.states and not self.failed:
@@ -428,6 +465,8 @@ class Notifier:
                 if self.simulated:
                     log.info("%d notifications of the simulated history written to %s, not sent "
                              "(python notify.py list shows them)", self.simulated, self.directory / "simulated")
+            if not self.history:
+                self._quiet_told_outages()
             send_queue(self.config["buffer_dir"], self.channels, self.zone, self.budget, self.clock)
         except Exception as error:
             log.warning("notifications: %s: %s", type(error).__name__, error)

@@ -9,6 +9,7 @@
 import sys
 
 import channels
+import dynamo
 import minute_job
 import notify
 import sensors
@@ -28,6 +29,13 @@ def build_parser():
     return parser
 
 
+def told_by_watchdog(config):
+    """The silence of this device the watchdog announced (see notify.Notifier), asked once with
+    short timeouts: it is asked only after a flush, while power messages wait to be sent."""
+    client = dynamo.aws_client(read_timeout=2, attempts=1)
+    return dynamo.watchdog_outage(client, dynamo.table_names(config["table_prefix"])["minutes"], config["device"])
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_config(args, KEYS)
@@ -39,7 +47,8 @@ def main(argv=None):
         raise ConfigError("no pin given: pass --pin with the relay's BCM number (0-27)")
     if args.value is not None and not args.simulate:
         raise ConfigError("--value needs --simulate")
-    notifier = notify.Notifier(config, history=args.until is not None)
+    notifier = notify.Notifier(config, history=args.until is not None,
+                               watchdog_outage=lambda: told_by_watchdog(config))
     setup_logging(config["log_dir"], "read_pin")
     pin = config["pin"]
     if args.simulate:

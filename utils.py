@@ -200,6 +200,27 @@ def _timezone(key, value):
     return value
 
 
+def _devices(key, value):
+    """A list of device names: a TOML array, repeated flags, or one string split at spaces/commas."""
+    names = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        raise ConfigError(f"{key} must name one or more devices, got {shown(value)}")
+    return list(dict.fromkeys(_device(key, name) for name in names))
+
+
+SECRETS_PARAMETER_RE = re.compile(
+    r"^(?:/?[A-Za-z0-9_.\-/]{1,1011}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512})$"
+)
+
+
+def _secrets_parameter(key, value):
+    value = _text(key, value)
+    if not SECRETS_PARAMETER_RE.fullmatch(value):
+        raise ConfigError(f"{key} {shown(value)} is neither an SSM parameter name (/blackout/watchdog) "
+                          "nor a Secrets Manager secret ARN")
+    return value
+
+
 # key -> (validator, default, flag, help). A default of None means "unset".
 KEYS = {
     "device": (_device, None, "--device", "device alias (default: this host's name)"),
@@ -226,6 +247,12 @@ KEYS = {
                     "URL that gets a JSON POST on each power change"),
     "sns_topic_arn": (_sns_topic_arn, None, "--sns-topic-arn", "AWS SNS topic for power changes"),
     "timezone": (_timezone, None, "--timezone", "time zone of the times in notifications (default UTC)"),
+    # the watchdog (watchdog.py): its --device is repeatable and fills `watch`
+    "watch": (_devices, None, None, None),
+    "silent_after": (_int_in(1, 1440), 5, "--silent-after",
+                     "minutes without a reading before a device is announced silent (default 5)"),
+    # where the watchdog's secret keys (telegram_token, webhook_url, ...) are kept as a JSON object
+    "secrets_parameter": (_secrets_parameter, None, None, None),
 }
 
 
