@@ -248,7 +248,7 @@ KEYS = {
     "sns_topic_arn": (_sns_topic_arn, None, "--sns-topic-arn", "AWS SNS topic for power changes"),
     "timezone": (_timezone, None, "--timezone", "time zone of the times in notifications (default UTC)"),
     # the watchdog (watchdog.py): its --device is repeatable and fills `watch`
-    "watch": (_devices, None, None, None),
+    "watch": (_devices, None, "--device", "a device to watch (repeatable; default: the device key)"),
     "silent_after": (_int_in(1, 1440), 5, "--silent-after",
                      "minutes without a reading before a device is announced silent (default 5)"),
     # where the watchdog's secret keys (telegram_token, webhook_url, ...) are kept as a JSON object
