@@ -168,3 +168,24 @@ def test_dynamodb_unreachable_exits_1(env):
                         env={**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "devices not checked" in result.stderr
+
+
+def test_run_parts_runs_the_watchdog_cron_script(env, webhook, tmp_path):
+    """cron_example/cron.minutes.watchdog: quiet on success; config.toml says what to watch."""
+    from pathlib import Path
+
+    readings(env, "1", "2025-06-21T22:00", "2025-06-21T22:31")
+    Path(env["BLACKOUT_CONFIG"]).write_text('watch = ["alex_rpi"]\nsilent_after = 10\n')
+    script_env = {**env, "PYTHON": PYTHON, "OPTIONS": "--at 2025-06-21T22:39"}
+    script_env.pop("BLACKOUT_DEVICE")
+    command = ["run-parts", "--report", str(PROJECT_DIR / "cron_example" / "cron.minutes.watchdog")]
+    result = subprocess.run(command, env=script_env, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert webhook.requests == []  # 9 minutes: silent_after is 10 here
+    script_env["OPTIONS"] = "--at 2025-06-21T22:41"
+    result = subprocess.run(command, env=script_env, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert events(webhook) == [("silent", None)]
+    listing = subprocess.run(["git", "ls-files", "-s", "cron_example/cron.minutes.watchdog"], cwd=PROJECT_DIR,
+                             capture_output=True, text=True).stdout
+    assert listing.startswith("100755 ")
