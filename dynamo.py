@@ -820,7 +820,7 @@ def policy_document(config, device, bucket=None, prefix=None, sns_topic_arn=None
             "Action": ["dynamodb:Query"],
             "Resource": table_arns(config["table_prefix"])[:1],
             "Condition": {
-                "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [watchdog_key(device)[0]]},
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [watchdog_key(device)[0]]},
                 "Null": {"dynamodb:LeadingKeys": "false"},
             },
         },

@@ -161,7 +161,7 @@ def test_a_device_reads_its_watchdog_state_and_writes_no_watchdog_state():
     read = found["ReadWatchdogState"]
     assert read["Action"] == ["dynamodb:Query"]
     assert read["Resource"] == ["arn:aws:dynamodb:*:*:table/home-minutes"]
-    assert read["Condition"]["ForAllValues:StringEquals"] == {"dynamodb:LeadingKeys": [own]}
+    assert read["Condition"]["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": [own]}  # no wildcard in it
     assert read["Condition"]["Null"] == {"dynamodb:LeadingKeys": "false"}
 
 

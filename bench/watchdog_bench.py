@@ -1,0 +1,186 @@
+"""The watchdog's cost and speed (BENCHMARKS.md section 6): requests and read units per device
+per run, cost per device-month at a one-minute schedule, the handler's time for 1, 100 and
+1,000 watched devices against moto's server.
+
+Run alone with `python bench/run.py --only watchdog` (prints the figures).
+"""
+
+import datetime as dt
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import dynamo  # noqa: E402
+import watchdog  # noqa: E402
+from filebuffer import Reading  # noqa: E402
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2025, 6, 21, 22, 30, 30, tzinfo=UTC)
+RUNS_PER_MONTH = 30 * 24 * 60  # a run a minute, 30 days
+# AWS Lambda, us-east-1, arm64 (aws.amazon.com/lambda/pricing, as published since 2022):
+PRICE_LAMBDA_REQUEST = 0.20 / 1e6
+PRICE_LAMBDA_GB_SECOND = 0.0000133334
+LAMBDA_MEMORY_GB = 0.25  # MemorySize 256 in infra/template.yaml
+FULL = {"devices": (1, 100, 1000), "runs": 3, "history_days": 7}
+SMOKE = {"devices": (1, 3), "runs": 1, "history_days": 1}
+
+
+class Recorder:
+    """Every DynamoDB request of every client made through dynamo.aws_client, thread-safe:
+    the watchdog queries from several threads at once."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.responses = []
+
+    def attach(self, client):
+        def before(params, context, **kwargs):
+            context["bench_params"] = params
+
+        def after(model, parsed, context, **kwargs):
+            with self.lock:
+                self.responses.append((model.name, parsed, context.get("bench_params", {})))
+
+        client.meta.events.register("before-call.dynamodb.*", before)
+        client.meta.events.register("after-call.dynamodb.*", after)
+        return client
+
+    def take(self):
+        with self.lock:
+            taken, self.responses = self.responses, []
+        return taken
+
+
+def populate(client, table, devices, minutes=6, history_days=0):
+    """Each device: its two registry items and the last `minutes` readings of a pin and a
+    BME280 (all healthy), or `history_days` of them."""
+    count = max(minutes, history_days * 1440)
+    items = []
+    for device in devices:
+        for sensor in ("4", "bme280"):
+            pk, sk = dynamo.registry_key(device, sensor)
+            items.append((table, {"pk": {"S": pk}, "sk": {"S": sk}, "device": {"S": device}, "sensor": {"S": sensor}}))
+            for i in range(count):
+                ts = NOW - dt.timedelta(minutes=count - i)
+                values = {"reading": 1} if sensor == "4" else {"temperature_c": 21.0, "humidity_pct": 40.0,
+                                                               "pressure_hpa": 1010.0}
+                items.append((table, dynamo.minute_item(Reading(device, sensor, ts, values))))
+    dynamo.put_all(client, items)
+
+
+def handler_run(recorder, prefix, devices):
+    """One Lambda invocation as the schedule makes it; (seconds, responses)."""
+    os.environ.update({"BLACKOUT_WATCH": " ".join(devices), "BLACKOUT_TABLE_PREFIX": prefix})
+    recorder.take()
+    started = time.perf_counter()
+    result = watchdog.handler({"at": NOW.isoformat()}, None)
+    seconds = time.perf_counter() - started
+    assert result["checked"] == len(devices) and result["announced"] == [], result
+    return seconds, recorder.take()
+
+
+def bench(size, query_read_units):
+    """The figures of section 6. `query_read_units` is run.py's (DynamoDB's documented rounding)."""
+    recorder = Recorder()
+    original = dynamo.aws_client
+    dynamo.aws_client = lambda *args, **kwargs: recorder.attach(original(*args, **kwargs))
+    for name in [name for name in os.environ if name.startswith("BLACKOUT_")]:
+        del os.environ[name]
+    try:
+        client = original()
+        rows = []
+        for count in size["devices"]:
+            prefix = f"wd{uuid.uuid4().hex[:8]}"
+            dynamo.create_tables({"table_prefix": prefix}, client)
+            devices = [f"rpi{n:04d}" for n in range(count)]
+            populate(client, f"{prefix}-minutes", devices)
+            times, requests, units = [], [], []
+            for _ in range(size["runs"]):
+                seconds, responses = handler_run(recorder, prefix, devices)
+                times.append(seconds)
+                requests.append(len(responses) / count)
+                units.append(query_read_units(responses) / count)
+            rows.append({"devices": count, "seconds": times, "requests": requests, "units": units})
+        # flat in table size: one device with days of history costs the same per run
+        prefix = f"wd{uuid.uuid4().hex[:8]}"
+        dynamo.create_tables({"table_prefix": prefix}, client)
+        populate(client, f"{prefix}-minutes", ["history"], history_days=size["history_days"])
+        _seconds, responses = handler_run(recorder, prefix, ["history"])
+        history = {"days": size["history_days"], "requests": len(responses), "units": query_read_units(responses)}
+    finally:
+        dynamo.aws_client = original
+        for name in ("BLACKOUT_WATCH", "BLACKOUT_TABLE_PREFIX"):
+            os.environ.pop(name, None)
+    return {"rows": rows, "history": history, "runs": size["runs"]}
+
+
+def section(figures, spread):
+    rows, history = figures["rows"], figures["history"]
+    lines = [
+        "## 6. Watchdog",
+        "",
+        f"One handler invocation (`watchdog.handler`, as the schedule calls it) over N healthy devices "
+        f"(a pin and a BME280 each), {figures['runs']} runs each, against moto's server; up to "
+        f"{watchdog.WORKERS} devices are checked at once on one client.",
+        "",
+        "| devices | seconds per run | DynamoDB requests per device | read units per device |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(f"| {row['devices']:,} | {spread(row['seconds'])} | {spread(row['requests'], 2)} | "
+                     f"{spread(row['units'], 2)} |")
+    big = rows[-1]
+    median_big = statistics.median(big["seconds"])
+    lines += [
+        "",
+        f"{big['devices']:,} devices: **{median_big:.2f} s** per run (median; goal < 10 s: "
+        f"{'met' if median_big < 10 else 'missed'}). Time per device: "
+        + ", ".join(f"{row['devices']:,}: {1000 * statistics.median(row['seconds']) / row['devices']:.1f} ms"
+                    for row in rows) + ".",
+        f"A device with {history['days']} days of readings: {history['requests']} requests and "
+        f"{history['units']} read units per run, the same as a fresh one: each run asks the registry, the "
+        "state item and the newest reading in the last minutes' key range (Query with a sort-key range, "
+        "Limit 1), never the table or an hour's whole partition.",
+        "",
+        "Per healthy device and run: the registry Query, the state Query (strongly consistent) and one Query "
+        "for a fresh reading (the pin; the BME280 only when the pin has none). A silence costs more once: the "
+        "walk back to its last reading (one Query per hour back), and the return one Query per hour of the "
+        "silence for the pin readings that tell the cause, plus a PutItem per state change.",
+        "",
+    ]
+    units = statistics.median(big["units"])
+    seconds_per_device = median_big / big["devices"]
+    dynamo_month = units * RUNS_PER_MONTH * 0.125 / 1e6  # PRICE_RRU of run.py: $0.125 per million
+    compute_month = seconds_per_device * LAMBDA_MEMORY_GB * RUNS_PER_MONTH * PRICE_LAMBDA_GB_SECOND
+    requests_month = RUNS_PER_MONTH * PRICE_LAMBDA_REQUEST
+    lines += [
+        "Cost at a run a minute (43,200 runs in 30 days), on-demand prices in us-east-1 (DynamoDB $0.125 per "
+        "million read units; Lambda arm64 $0.20 per million requests, $0.0000133334 per GB-second, 256 MB), "
+        "no free tier:",
+        "",
+        "| part | per device-month |",
+        "| --- | --- |",
+        f"| DynamoDB reads ({units:.2f} read units a run) | ${dynamo_month:.4f} |",
+        f"| Lambda compute ({1000 * seconds_per_device:.1f} ms a device a run, as measured on moto) | "
+        f"${compute_month:.4f} |",
+        f"| Lambda requests (${requests_month:.4f} a month for the whole function, shared) | "
+        f"${requests_month:.4f} alone, ${requests_month / 100:.5f} with 100 devices |",
+        f"| **total**, one device alone / one of 100 | **${dynamo_month + compute_month + requests_month:.4f}** / "
+        f"**${dynamo_month + compute_month + requests_month / 100:.4f}** |",
+        "",
+        "State writes happen only when a device's state changes (a silence costs 2-4 PutItems), so they add "
+        "nothing measurable. Lambda time against DynamoDB itself is mostly waiting on requests "
+        f"(~{3} Queries a device, {watchdog.WORKERS} at a time), so the compute line is an estimate from moto's timings.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit("run it through bench/run.py (--only watchdog)")
