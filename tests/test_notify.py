@@ -52,13 +52,6 @@ def telegram():
     server.close()
 
 
-@pytest.fixture
-def webhook():
-    server = FakeServer(lambda path: (200, {"received": True}, {}))
-    yield server
-    server.close()
-
-
 class Clock:
     def __init__(self, now=T0):
         self.now = now

@@ -15,7 +15,6 @@ import dynamo
 import notify
 import watchdog
 from filebuffer import Reading
-from tests.fakehttp import FakeServer
 
 UTC = dt.timezone.utc
 DEVICE = "alex_rpi"
@@ -49,13 +48,6 @@ def pin(client, config, start, end, value, device=DEVICE):
 def env_sensor(client, config, start, end, device=DEVICE):
     store(client, config, device, "bme280", minutes(start, end),
           lambda ts: {"temperature_c": 21.5, "humidity_pct": 40.0, "pressure_hpa": 1010.0})
-
-
-@pytest.fixture
-def webhook():
-    server = FakeServer(lambda path: (200, {"received": True}, {}))
-    yield server
-    server.close()
 
 
 @pytest.fixture

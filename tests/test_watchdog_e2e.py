@@ -13,13 +13,6 @@ DEVICE = "alex_rpi"
 
 
 @pytest.fixture
-def webhook():
-    server = FakeServer(lambda path: (200, {"received": True}, {}))
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def env(server_env, server_client, webhook):
     return {**server_env, "BLACKOUT_WEBHOOK_URL": f"{webhook.url}/hook", "BLACKOUT_DEVICE": DEVICE}
 
