@@ -676,7 +676,20 @@ def status_lines(config, client=None, now=None):
 # readings again), back_ts (the newest reading then), last_word, outbox (JSON: announcements
 # not yet delivered to every channel), lease_owner and lease_until (the run delivering them).
 WATCHDOG_ATTRIBUTES = ("device", "phase", "version", "silent_since", "silent_announced", "resumed_at",
-                       "back_ts", "last_word", "outbox", "lease_owner", "lease_until")
+                       "back_ts", "last_word", "outbox", "lease_owner", "lease_until", "sensors")
+BATCH_GET_LIMIT = 100  # BatchGetItem's documented maximum of keys
+
+
+def _watchdog_state(item):
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserialize = TypeDeserializer().deserialize
+    state = {name: deserialize(value) for name, value in item.items() if name in WATCHDOG_ATTRIBUTES}
+    state["version"] = int(state.get("version", 0))
+    state["outbox"] = json.loads(state.get("outbox") or "[]")
+    if "sensors" in state:
+        state["sensors"] = list(state["sensors"])
+    return state
 
 
 def load_watchdog_state(client, table, device):
@@ -684,19 +697,33 @@ def load_watchdog_state(client, table, device):
 
     A strongly consistent Query (not GetItem: a device's policy allows Query on its key).
     """
-    from boto3.dynamodb.types import TypeDeserializer
-
     pk, sk = watchdog_key(device)
     page = call(client.query, table, TableName=table, ConsistentRead=True,
                 KeyConditionExpression="pk = :pk AND sk = :sk",
                 ExpressionAttributeValues={":pk": {"S": pk}, ":sk": {"S": sk}})
-    if not page.get("Items"):
-        return None
-    deserialize = TypeDeserializer().deserialize
-    item = {name: deserialize(value) for name, value in page["Items"][0].items() if name in WATCHDOG_ATTRIBUTES}
-    item["version"] = int(item.get("version", 0))
-    item["outbox"] = json.loads(item.get("outbox") or "[]")
-    return item
+    return _watchdog_state(page["Items"][0]) if page.get("Items") else None
+
+
+def load_watchdog_states(client, table, devices, sleep=time.sleep):
+    """{device: state or None} of many devices: strongly consistent BatchGetItem, 100 keys a
+    request, unprocessed keys asked again with backoff."""
+    states = dict.fromkeys(devices)
+    for start in range(0, len(devices), BATCH_GET_LIMIT):
+        keys = [dict(zip(("pk", "sk"), ({"S": part} for part in watchdog_key(device))))
+                for device in devices[start:start + BATCH_GET_LIMIT]]
+        request, attempt = {table: {"Keys": keys, "ConsistentRead": True}}, 0
+        while request:
+            answer = call(client.batch_get_item, table, RequestItems=request)
+            for item in answer.get("Responses", {}).get(table, []):
+                state = _watchdog_state(item)
+                states[state["device"]] = state
+            request = {name: left for name, left in answer.get("UnprocessedKeys", {}).items() if left.get("Keys")}
+            if request:
+                attempt += 1
+                if attempt > 8:
+                    raise CloudUnreachable("DynamoDB kept watchdog states unprocessed")
+                sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** attempt)))
+    return states
 
 
 def save_watchdog_state(client, table, state, expected_version):
@@ -869,7 +896,7 @@ def watchdog_policy_document(config, sns_topic_arn=None):
         {
             "Sid": "OwnState",
             "Effect": "Allow",
-            "Action": ["dynamodb:Query", "dynamodb:PutItem"],
+            "Action": ["dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"],
             "Resource": minutes,
             "Condition": {
                 "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [watchdog_key("*")[0]]},

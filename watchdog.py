@@ -106,14 +106,18 @@ class Readings:
     """A device's readings as the decision asks for them; each lookup is a few Query requests
     and is made at most once per run."""
 
-    def __init__(self, client, table, device, now, silent_after):
+    def __init__(self, client, table, device, now, silent_after, known_sensors=None):
         self.client, self.table, self.device = client, table, device
         self.now, self.silent_after = now, silent_after
-        self._sensors = self._fresh = self._newest = None
+        self._sensors = known_sensors or None  # from the state item: no registry Query while all is well
+        self._registry_read = False
+        self._fresh = self._newest = None
 
-    def sensors(self):
-        if self._sensors is None:  # pins first: they decide, and a fresh one ends the search
+    def sensors(self, from_registry=False):
+        """The device's sensors, pins first (they decide, and a fresh one ends the search)."""
+        if self._sensors is None or (from_registry and not self._registry_read):
             self._sensors = dynamo.sensors_of(self.client, self.table, self.device)
+            self._registry_read = True
         return self._sensors
 
     def _newest_of(self, sensor, start, end):
@@ -127,12 +131,16 @@ class Readings:
         beyond the clock skew after it), or None: the device is silent."""
         if self._fresh is None:
             self._fresh = (None,)
-            start, end = self.now - self.silent_after, self.now + CLOCK_SKEW
-            for sensor in self.sensors():
-                ts = self._newest_of(sensor, start, end)
-                if ts is not None and start < ts <= end:
-                    self._fresh = (ts,)
-                    break
+            start, end, asked = self.now - self.silent_after, self.now + CLOCK_SKEW, set()
+            for from_registry in (False, True):  # before saying silent, ask the registry for new sensors
+                for sensor in self.sensors(from_registry):
+                    if sensor in asked:
+                        continue
+                    asked.add(sensor)
+                    ts = self._newest_of(sensor, start, end)
+                    if ts is not None and start < ts <= end:
+                        self._fresh = (ts,)
+                        return ts
         return self._fresh[0]
 
     def newest(self):
@@ -215,16 +223,23 @@ class Run:
         return (bool(state.get("outbox")) and until is not None and state.get("lease_owner") != self.owner
                 and parse_iso(until) > self.now)
 
-    def check(self, device):
-        """Decide, record, deliver for one device; returns what happened, one word."""
-        readings = Readings(self.client, self.table, device, self.now, self.silent_after)
-        for _attempt in range(3):
-            state = dynamo.load_watchdog_state(self.client, self.table, device)
+    def check(self, device, state=None, prefetched=False):
+        """Decide, record, deliver for one device; returns what happened, one word. `state` is
+        the device's state as read in the batch before (`prefetched`), else it is read here."""
+        readings = Readings(self.client, self.table, device, self.now, self.silent_after,
+                            (state or {}).get("sensors"))
+        for attempt in range(3):
+            if attempt or not prefetched:
+                state = dynamo.load_watchdog_state(self.client, self.table, device)
             version = state["version"] if state else 0
             if state and self.leased_by_another(state):
                 log.info("%s: another run is delivering its announcements", device)
                 return "busy"
             new, announced = decide(state, readings, self.now, self.silent_after, self.zone)
+            if new is None and readings.sensors() and (state or {}).get("sensors") != readings.sensors():
+                new = dict(state or {"device": device, "phase": "watching", "outbox": []})
+            if new is not None:
+                new["sensors"] = readings.sensors()  # the next runs ask no registry while all is well
             if new is None and not (state and state.get("outbox")):
                 return "quiet"
             new = new or dict(state)
@@ -283,10 +298,14 @@ def run(config, now, client=None):
     checker = Run(config, now, client)
     devices = config["watch"]
     outcomes, failures = {}, []
+    try:  # every device's state in a few requests (100 a request) rather than one each
+        states = dynamo.load_watchdog_states(checker.client, checker.table, devices)
+    except dynamo.CloudUnreachable as error:
+        raise JobFailed(f"DynamoDB unreachable: {error}") from None
 
     def check(device):
         try:
-            return device, checker.check(device)
+            return device, checker.check(device, states[device], prefetched=True)
         except dynamo.CloudUnreachable as error:
             return device, error
         except JobFailed as error:

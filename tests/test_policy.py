@@ -169,7 +169,7 @@ def test_watchdog_policy(env):
     found = statements(policy(env, "--watchdog"))
     assert set(found) == {"ReadReadings", "OwnState"}
     readings, state = found["ReadReadings"], found["OwnState"]
-    assert readings["Action"] == ["dynamodb:Query"] and set(state["Action"]) == {"dynamodb:Query", "dynamodb:PutItem"}
+    assert readings["Action"] == ["dynamodb:Query"] and set(state["Action"]) == {"dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"}
     assert readings["Resource"] == state["Resource"] == ["arn:aws:dynamodb:*:*:table/home-minutes"]
     (read_pattern,) = readings["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     (state_pattern,) = state["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]

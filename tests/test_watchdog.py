@@ -74,7 +74,9 @@ def state_of(client, config, device=DEVICE):
 def test_power_cut_with_the_link_down_is_two_messages(dynamodb, wd_config, webhook):
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
     env_sensor(dynamodb, wd_config, T0, at("22:31"))
-    assert check(wd_config, dynamodb, at("22:35") - dt.timedelta(seconds=1)) == {DEVICE: "quiet"}  # not yet 5 min
+    # not yet 5 minutes; the first run records the device's sensors, so later runs need no registry
+    assert check(wd_config, dynamodb, at("22:35") - dt.timedelta(seconds=1)) == {DEVICE: "recorded"}
+    assert state_of(dynamodb, wd_config)["sensors"] == ["4", "bme280"]
     assert check(wd_config, dynamodb, at("22:36")) == {DEVICE: "silent"}
     assert check(wd_config, dynamodb, at("22:37")) == {DEVICE: "quiet"}
     (silent,) = bodies(webhook)
@@ -147,9 +149,10 @@ def test_times_in_the_users_zone(dynamodb, wd_config, webhook, zone, silent, bac
 def test_silence_shorter_than_silent_after_says_nothing(dynamodb, wd_config, webhook):
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
     pin(dynamodb, wd_config, at("22:34"), at("22:40"), 0)  # 4 minutes without a reading, then OFF
-    for minute in range(31, 44):  # the last reading is at 22:39
+    assert check(wd_config, dynamodb, at("22:31")) == {DEVICE: "recorded"}  # first sight: its sensors
+    for minute in range(32, 44):  # the last reading is at 22:39
         assert check(wd_config, dynamodb, at(f"22:{minute}")) == {DEVICE: "quiet"}
-    assert webhook.requests == [] and state_of(dynamodb, wd_config) is None
+    assert webhook.requests == [] and state_of(dynamodb, wd_config)["phase"] == "watching"
 
 
 def test_device_never_seen(dynamodb, wd_config, webhook, caplog):
@@ -172,7 +175,7 @@ def test_device_whose_clock_runs_ahead(dynamodb, wd_config, webhook, ahead, sile
     pin(dynamodb, wd_config, T0, at("22:20"), 1)
     pin(dynamodb, wd_config, at("22:20") + ahead, at("22:40") + ahead, 1)
     outcome = check(wd_config, dynamodb, at("22:40"))
-    assert outcome == {DEVICE: "silent" if silent else "quiet"}
+    assert outcome == {DEVICE: "silent" if silent else "recorded"}
     if silent:
         assert bodies(webhook)[0]["silent_since"] == "2025-06-21T22:19:03.000000+00:00"
 
@@ -181,7 +184,8 @@ def test_many_devices_each_on_its_own(dynamodb, wd_config, webhook):
     wd_config["watch"] = ["a", "b", "c"]
     for device in ("a", "b", "c"):
         pin(dynamodb, wd_config, T0, at("22:31" if device != "b" else "22:40"), 1, device=device)
-    assert check(wd_config, dynamodb, at("22:40")) == {"a": "silent", "b": "quiet", "c": "silent"}
+    assert check(wd_config, dynamodb, at("22:40")) == {"a": "silent", "b": "recorded", "c": "silent"}
+    assert check(wd_config, dynamodb, at("22:41")) == {"a": "quiet", "b": "quiet", "c": "quiet"}
     assert sorted(body["device"] for body in bodies(webhook)) == ["a", "c"]
 
 
@@ -226,17 +230,17 @@ def test_crash_between_send_and_record_resends_under_the_same_id(dynamodb, wd_co
 def test_a_run_that_loses_the_conditional_write_announces_nothing(dynamodb, wd_config, webhook, monkeypatch):
     """Two runs read the same state; the second to write finds it changed and reads again."""
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
-    real_load = dynamo.load_watchdog_state
+    real_load = dynamo.load_watchdog_states
     raced = []
 
-    def load_then_race(client, table, device):
-        state = real_load(client, table, device)
+    def load_then_race(client, table, devices):
+        states = real_load(client, table, devices)
         if not raced:  # another run decides and delivers between this read and this run's write
             raced.append(True)
             check(wd_config, dynamodb, at("22:36"))
-        return state
+        return states
 
-    monkeypatch.setattr(dynamo, "load_watchdog_state", load_then_race)
+    monkeypatch.setattr(dynamo, "load_watchdog_states", load_then_race)
     assert check(wd_config, dynamodb, at("22:36")) == {DEVICE: "quiet"}
     assert len(webhook.requests) == 1
 
