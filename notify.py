@@ -17,8 +17,10 @@ have. Each message has a stable id: the SNS FIFO deduplication id and the webhoo
 
     python notify.py list [--buffer-dir DIR]   # queued and simulated notifications, as text
 
-The channels (Telegram, webhook, SNS) are in channels.py and the texts in messages.py, which
-the watchdog (watchdog.py) shares. Only the standard library is imported here.
+Messages that waited while the watchdog (watchdog.py) announced the device silent are not sent
+(one story per outage): `Notifier(watchdog_outage=...)`, which read_pin.py wires to the
+watchdog's state in DynamoDB. The channels (Telegram, webhook, SNS) are in channels.py and the
+texts in messages.py, which the watchdog shares. Only the standard library is imported here.
 """
 
 import contextlib
