@@ -113,7 +113,7 @@ def minutes_between(start, end):
 def silent_text(device, silent_since, now, zone=None):
     """No word from alex_rpi since 22:31 (5 min): power or internet is down there"""
     return (f"No word from {device} since {clock_text(silent_since, zone, now)} "
-            f"({duration_text(minutes_between(silent_since, now))}): power or internet is down there")
+            f"({duration_text((now - silent_since).total_seconds() // 60)}): power or internet is down there")
 
 
 def back_text(device, verdict, zone=None, reference=None):
