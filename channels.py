@@ -13,7 +13,7 @@ import json
 from messages import webhook_document
 from utils import ConfigError
 
-KEYS = ("telegram_token", "telegram_chat_id", "telegram_api_url", "webhook_url", "sns_topic_arn")
+KEYS = ("telegram_token", "telegram_chat_id", "telegram_api_url", "webhook_url", "sns_topic_arn", "apprise_urls")
 HTTP_TIMEOUT_SECONDS = 5.0     # one request (connect + answer)
 USER_AGENT = "blackout-monitor"
 
@@ -233,4 +233,8 @@ def channels_from_config(config):
         channels.append(Webhook(config["webhook_url"]))
     if config.get("sns_topic_arn"):
         channels.append(Sns(config["sns_topic_arn"]))
+    if config.get("apprise_urls"):
+        import apprise_channel  # the module only: Apprise itself is imported by a send
+
+        channels += apprise_channel.channels(config["apprise_urls"])
     return channels

@@ -481,7 +481,10 @@ def test_notify(config, out=None, clock=utc_now):
     channels = channels_from_config(config)
     if not channels:
         raise ConfigError("no notification channel configured: set telegram_token and telegram_chat_id, "
-                          "webhook_url or sns_topic_arn (README, Notifications)")
+                          "webhook_url, sns_topic_arn or apprise_urls (README, Notifications)")
+    import apprise_channel
+
+    apprise_channel.check_channels(channels)  # what only Apprise can tell: exit 2, not a FAILED line
     zone = time_zone(config.get("timezone"))
     now = clock()
     pin = config.get("pin")

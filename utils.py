@@ -189,6 +189,38 @@ def _sns_topic_arn(key, value):
     return value
 
 
+APPRISE_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://\S+$")
+APPRISE_SERVICES = "https://github.com/caronc/apprise/wiki"
+
+
+def _apprise_urls(key, value):
+    """A list (TOML, repeated flags) or one string of space-separated URLs (environment).
+
+    Only the form SCHEME://... is checked here: whether Apprise knows the service needs Apprise,
+    which the minute path imports only to send; the first send and --test-notify find that.
+    """
+    if isinstance(value, str):
+        urls = value.split()
+    elif isinstance(value, list):
+        urls = value
+    else:
+        raise ConfigError(f"{key} must be a list of Apprise URLs, not a {type(value).__name__}")
+    checked = []
+    for number, url in enumerate(urls, 1):
+        which = f"URL {number} of {len(urls)}"
+        if not isinstance(url, str):
+            raise ConfigError(f"{key}: {which} is a {type(url).__name__}, not an Apprise URL in quotes")
+        url = url.strip()
+        if not APPRISE_URL_RE.fullmatch(url) or not url.isprintable():
+            scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]{0,31}:", url)
+            start = f"'{scheme.group(0)}…', " if scheme else ""
+            raise ConfigError(f"{key}: {which} ({start}{len(url)} characters) is not an Apprise URL such as "
+                              f"ntfy://ntfy.sh/TOPIC (services and their URLs: {APPRISE_SERVICES})")
+        if url not in checked:
+            checked.append(url)
+    return tuple(checked)
+
+
 def _timezone(key, value):
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -222,6 +254,7 @@ def _secrets_parameter(key, value):
 
 
 # key -> (validator, default, flag, help). A default of None means "unset".
+# The flags of REPEATABLE keys may be given several times (a list; the environment's is space-separated).
 KEYS = {
     "device": (_device, None, "--device", "device alias (default: this host's name)"),
     "table_prefix": (_table_prefix, "blackout-monitor", "--table-prefix",
@@ -246,6 +279,9 @@ KEYS = {
     "webhook_url": (_http_url(secret=True), None, "--webhook-url",
                     "URL that gets a JSON POST on each power change"),
     "sns_topic_arn": (_sns_topic_arn, None, "--sns-topic-arn", "AWS SNS topic for power changes"),
+    "apprise_urls": (_apprise_urls, None, "--apprise-url",
+                     "one more notification channel, an Apprise URL such as ntfy://ntfy.sh/TOPIC; repeat "
+                     "for more (replaces apprise_urls of config.toml; better there: flags show in ps)"),
     "timezone": (_timezone, None, "--timezone", "time zone of the times in notifications (default UTC)"),
     # the watchdog (watchdog.py): its --device is repeatable and fills `watch`
     "watch": (_devices, None, "--device", "a device to watch (repeatable; default: the device key)"),
@@ -256,12 +292,16 @@ KEYS = {
 }
 
 
+REPEATABLE = {"apprise_urls"}
+
+
 def add_config_flags(parser, keys):
     """Add the flags of `keys`; flag values are strings validated later, like the env's."""
     for key in keys:
         _validator, _default, flag, help_text = KEYS[key]
         if flag:
-            parser.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=help_text)
+            parser.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=help_text,
+                                action="append" if key in REPEATABLE else "store")
 
 
 def _read_toml(path):
