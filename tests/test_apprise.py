@@ -1,0 +1,354 @@
+"""Apprise URLs as notification channels, against real receivers on 127.0.0.1.
+
+Apprise's own `json://` and `form://` schemes post to a small HTTP server here; `ntfy://` talks
+to the same server playing ntfy's publish protocol (a JSON POST to /, a Bearer token, ntfy's
+answers and error codes). Time is the fake clock of test_notify: each `cron_run` is one minute
+job, as cron would start it.
+"""
+
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+import pytest
+
+import apprise_channel
+import notify
+import read_pin
+from tests.conftest import PROJECT_DIR
+from tests.test_notify import UTC, Clock, cli_env, cron_run, free_port, queue_files  # noqa: F401 (fixture)
+from utils import KEYS, load_config, run_cli
+
+HOOK_SECRET = "hook-s3cret-path"
+FORM_SECRET = "form-s3cret-path"
+NTFY_TOKEN = "tk_ntfys3cretT0ken0123456789abc"
+NTFY_TOPIC = "power-topic-s3cret"
+SECRETS = (HOOK_SECRET, FORM_SECRET, NTFY_TOKEN, NTFY_TOPIC)
+OFF = "Power OFF at 22:30 UTC (device alex_rpi, pin 4)"
+BACK = "Power back at 01:30 UTC after 3 h 0 min (device alex_rpi, pin 4)"
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict
+    body: dict
+    status: int
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 recording each POST (JSON or form) and answering `answer(request)`.
+
+    `script` holds answers (status, JSON body) given before `answer`'s. With `down` set it
+    closes each connection unanswered, as a dead link looks.
+    """
+
+    def __init__(self, answer):
+        self.requests, self.script, self.down, self.dropped = [], [], False, 0
+        self.answer = answer
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                if receiver.down:
+                    receiver.dropped += 1
+                    self.close_connection = True
+                    return
+                form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+                request = Request(self.path, dict(self.headers), dict(parse_qsl(raw)) if form else json.loads(raw), 0)
+                request.status, body = receiver.script.pop(0) if receiver.script else receiver.answer(request)
+                receiver.requests.append(request)
+                payload = json.dumps(body).encode()
+                self.send_response(request.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
+
+    def delivered(self):
+        return [request for request in self.requests if 200 <= request.status < 300]
+
+    def texts(self):
+        return [request.body["message"] for request in self.delivered()]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def ntfy_answer(request):
+    """ntfy's publish endpoint: a Bearer token, the topic in the JSON body; ntfy's error documents."""
+    if request.path != "/":
+        return 404, {"code": 40401, "http": 404, "error": "page not found"}
+    if request.headers.get("Authorization") != f"Bearer {NTFY_TOKEN}":
+        return 401, {"code": 40101, "http": 401, "error": "unauthorized", "link": "https://ntfy.sh/docs/publish/"}
+    return 200, {"id": "hwQ2YpKdmg", "time": 1750545000, "event": "message", "topic": request.body["topic"],
+                 "title": request.body.get("title"), "message": request.body["message"]}
+
+
+NTFY_503 = (503, {"code": 50301, "http": 503, "error": "server temporarily unavailable"})
+
+
+@pytest.fixture
+def hook():
+    receiver = Receiver(lambda request: (200, {"ok": True}))
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def form():
+    receiver = Receiver(lambda request: (200, {"ok": True}))
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def ntfy():
+    receiver = Receiver(ntfy_answer)
+    yield receiver
+    receiver.close()
+
+
+def urls(hook, form, ntfy):
+    return (f"json://{hook.address}/hooks/{HOOK_SECRET}", f"form://{form.address}/forms/{FORM_SECRET}",
+            f"ntfy://{NTFY_TOKEN}@{ntfy.address}/{NTFY_TOPIC}")
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def cfg(config, hook, form, ntfy):
+    """The conftest config with three Apprise channels and no other."""
+    return {**config, "pin": 4, "notify_after": 1, "telegram_token": None, "telegram_chat_id": None,
+            "telegram_api_url": None, "webhook_url": None, "sns_topic_arn": None, "timezone": None,
+            "apprise_urls": urls(hook, form, ntfy)}
+
+
+def off_then_on(cfg, clock):
+    cron_run(cfg, clock, 1)
+    clock.now = dt.datetime(2025, 6, 21, 22, 30, tzinfo=UTC)
+    cron_run(cfg, clock, 0)
+    clock.now = dt.datetime(2025, 6, 22, 1, 30, tzinfo=UTC)
+    cron_run(cfg, clock, 1)
+
+
+def everything_logged(caplog, cfg):
+    """Our log records, status and queue files. Apprise's own records never reach a handler of
+    ours (its logger doesn't propagate; pytest attaches caplog to such loggers, so skip them)."""
+    ours = "\n".join(record.getMessage() for record in caplog.records if record.name != "apprise")
+    status = "\n".join(notify.status_lines(cfg["buffer_dir"]))
+    return ours + status + "".join(path.read_text() for path in queue_files(cfg))
+
+
+# --- delivery through the queue ---------------------------------------------------------------
+
+def test_each_url_gets_each_message_once(cfg, clock, hook, form, ntfy):
+    off_then_on(cfg, clock)
+    for _ in range(5):  # nothing more to say
+        clock.advance()
+        cron_run(cfg, clock, 1)
+    for receiver in (hook, form, ntfy):
+        assert receiver.texts() == [OFF, BACK] and len(receiver.requests) == 2
+    assert [request.body["title"] for request in hook.requests] == ["blackout-monitor: power OFF (alex_rpi)",
+                                                                    "blackout-monitor: power ON (alex_rpi)"]
+    assert [request.body["type"] for request in form.requests] == ["warning", "success"]
+    assert [request.path for request in hook.requests] == [f"/hooks/{HOOK_SECRET}"] * 2
+    assert {request.body["topic"] for request in ntfy.requests} == {NTFY_TOPIC}
+    assert queue_files(cfg) == []
+
+
+def test_receiver_down_then_up_gets_its_messages_late_and_once(cfg, clock, hook, form, ntfy, caplog):
+    cron_run(cfg, clock, 1)
+    ntfy.down = True
+    clock.now = dt.datetime(2025, 6, 21, 22, 30, tzinfo=UTC)
+    for minute in range(60):  # OFF 22:30-22:59, ON from 23:00; ntfy is unreachable all along
+        cron_run(cfg, clock, 0 if minute < 30 else 1)
+        clock.advance()
+    assert ntfy.requests == [] and 5 <= ntfy.dropped < 20  # backed off, not every minute
+    on_time = [OFF, "Power back at 23:00 UTC after 30 min (device alex_rpi, pin 4)"]
+    assert hook.texts() == on_time and form.texts() == on_time
+    status = "\n".join(notify.status_lines(cfg["buffer_dir"], now=clock()))
+    assert f"notification channel apprise ntfy://…@{ntfy.address}/…: failing since 22:30 UTC" in status
+    ntfy.down = False
+    for _ in range(15):
+        cron_run(cfg, clock, 1)
+        clock.advance()
+    late = r" — sent 23:[34]\d UTC, the link was down"
+    off, on = ntfy.texts()
+    assert re.fullmatch(re.escape(on_time[0]) + late, off) and re.fullmatch(re.escape(on_time[1]) + late, on)
+    assert len(ntfy.requests) == 2 and len(hook.requests) == 2 and len(form.requests) == 2
+    assert queue_files(cfg) == [] and (cfg["buffer_dir"] / "notify" / "channels.json").read_text() == "{}"
+    assert not any(secret in everything_logged(caplog, cfg) for secret in SECRETS)
+
+
+def test_one_failing_channel_leaves_the_others_on_time(cfg, clock, hook, form, ntfy, caplog):
+    cron_run(cfg, clock, 1)
+    ntfy.script += [NTFY_503] * 3
+    clock.now = dt.datetime(2025, 6, 21, 22, 30, tzinfo=UTC)
+    cron_run(cfg, clock, 0)
+    assert hook.texts() == [OFF] and form.texts() == [OFF]
+    assert [request.status for request in ntfy.requests] == [503]
+    assert "notification via apprise ntfy://…@" in caplog.text and "error=50301" in caplog.text
+    for _ in range(20):
+        clock.advance()
+        cron_run(cfg, clock, 0)
+    (late,) = ntfy.texts()
+    assert late.startswith(OFF + " — sent 22:") and late.endswith(", the link was down")
+    assert [request.status for request in ntfy.requests] == [503, 503, 503, 200]
+    assert len(hook.requests) == 1 and len(form.requests) == 1 and queue_files(cfg) == []
+    assert not any(secret in everything_logged(caplog, cfg) for secret in SECRETS)
+
+
+def test_a_refused_token_is_retried_then_given_up_without_showing_it(cfg, clock, hook, form, ntfy, caplog):
+    cfg["apprise_urls"] = (f"ntfy://tk_wrongwrongwrongwrong@{ntfy.address}/{NTFY_TOPIC}",)
+    cron_run(cfg, clock, 1)
+    clock.advance()
+    cron_run(cfg, clock, 0)
+    for _ in range(80):  # 6 refusals, ten minutes apart
+        clock.advance()
+        cron_run(cfg, clock, 0)
+    assert [request.status for request in ntfy.requests] == [401] * notify.MAX_REJECTIONS
+    assert "rejected the notification" in caplog.text and "error=40101" in caplog.text
+    assert queue_files(cfg) == [] and len(queue_files(cfg, "bad")) == 1
+    assert "wrongwrong" not in everything_logged(caplog, cfg) + "".join(
+        path.read_text() for path in queue_files(cfg, "bad"))
+
+
+def test_two_urls_of_one_host_are_two_channels(config):
+    first, second = apprise_channel.channels(("ntfy://ntfy.sh/first-topic", "ntfy://ntfy.sh/second-topic"))
+    assert first.name != second.name and first.name.startswith("apprise ntfy://ntfy.sh/… #")
+    assert "topic" not in first.name + second.name
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("ntfy://ntfy.sh/my-topic", "ntfy://ntfy.sh/…"),
+    ("ntfys://tk_token@ntfy.example.org/alerts?priority=high", "ntfys://…@ntfy.example.org/…"),
+    ("pover://user-key-0123456789@app-token-0123456789", "pover://…"),
+    ("mailtos://me:app-password@gmail.com?to=you@example.org", "mailtos://…@gmail.com/…"),
+    ("tgram://123456789:AAHf-secret_0123456789/4242", "tgram://…"),
+    ("discord://1234567890/webhook-token", "discord://…"),
+    ("json://localhost:8080", "json://localhost:8080"),
+])
+def test_a_channel_shows_scheme_and_host_only(url, shown):
+    (channel,) = apprise_channel.channels((url,))
+    assert channel.name == f"apprise {shown}"
+
+
+# --- configuration, --test-notify ---------------------------------------------------------------
+
+def test_apprise_urls_from_the_file_the_environment_and_repeated_flags(tmp_path):
+    (tmp_path / "config.toml").write_text('apprise_urls = ["ntfy://ntfy.sh/a", "json://localhost/b"]\n')
+    environ = {"BLACKOUT_CONFIG": str(tmp_path / "config.toml")}
+    parser = read_pin.build_parser()
+    keys = ("apprise_urls",)
+    assert load_config(parser.parse_args([]), keys, environ)["apprise_urls"] == ("ntfy://ntfy.sh/a",
+                                                                                 "json://localhost/b")
+    environ["BLACKOUT_APPRISE_URLS"] = " form://localhost/c  ntfy://ntfy.sh/a "
+    assert load_config(parser.parse_args([]), keys, environ)["apprise_urls"] == ("form://localhost/c",
+                                                                                 "ntfy://ntfy.sh/a")
+    args = parser.parse_args(["--apprise-url", "ntfy://ntfy.sh/x", "--apprise-url", "ntfy://ntfy.sh/x",
+                              "--apprise-url", "pover://u@t"])
+    assert load_config(args, keys, environ)["apprise_urls"] == ("ntfy://ntfy.sh/x", "pover://u@t")
+    assert KEYS["apprise_urls"][1] is None
+
+
+@pytest.mark.parametrize("config_file, env, flags, named", [
+    ("", {"BLACKOUT_APPRISE_URLS": "ntfy://ntfy.sh/fine ntfy:/s3cret-topic"}, [],
+     "BLACKOUT_APPRISE_URLS: URL 2 of 2 ('ntfy:…', 18 characters)"),
+    ("", {}, ["--apprise-url", "json://localhost/ok", "--apprise-url", "s3cret-topic"],
+     "--apprise-url: URL 2 of 2 (12 characters)"),
+    ('apprise_urls = ["ntfy://ntfy.sh/s3cret-topic", 42]\n', {}, [],
+     "apprise_urls in config.toml: URL 2 of 2 is a int"),
+    ('apprise_urls = ["ntfy://ntfy.sh/s3cret-topic\\u0007"]\n', {}, [],
+     "apprise_urls in config.toml: URL 1 of 1 ('ntfy:…', 28 characters)"),
+    ('apprise_urls = {url = "ntfy://ntfy.sh/s3cret-topic"}\n', {}, [],
+     "apprise_urls in config.toml must be a list of Apprise URLs, not a dict"),
+    ("", {"BLACKOUT_APPRISE_URLS": "json://localhost/ok bogus://s3cret-topic@example.org/x"}, ["--test-notify"],
+     "apprise_urls: URL 2 of 2 (bogus://…@example.org/…): Apprise knows no service 'bogus://'"),
+    ("", {}, ["--test-notify", "--apprise-url", "pover://s3cret-topic@"],
+     "apprise_urls: URL 1 of 1 (pover://…): Apprise can't read it as a pover:// URL"),
+])
+def test_a_malformed_url_is_one_line_naming_it_exit_2(cli_env, capsys, tmp_path, config_file, env, flags,
+                                                       named):
+    (tmp_path / "config.toml").write_text(config_file)
+    for name, value in env.items():
+        cli_env.setenv(name, value)
+    code = run_cli(read_pin.main, ["--pin", "4", "--simulate", "--value", "1", *flags])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith("Error: " + named), captured.err
+    assert "s3cret" not in captured.err and "Traceback" not in captured.err
+
+
+def test_test_notify_prints_one_line_per_url(cli_env, capsys, tmp_path, hook, form, ntfy):
+    dead = f"json://127.0.0.1:{free_port()}/dead/{HOOK_SECRET}"
+    cli_env.setenv("BLACKOUT_APPRISE_URLS", " ".join(urls(hook, form, ntfy) + (dead,)))
+    cli_env.setenv("BLACKOUT_PIN", "4")
+    code = run_cli(read_pin.main, ["--test-notify"])
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert code == 1
+    assert lines[:3] == [f"apprise json://{hook.address}/…: ok: sent", f"apprise form://{form.address}/…: ok: sent",
+                         f"apprise ntfy://…@{ntfy.address}/…: ok: sent"]
+    assert lines[3].startswith(f"apprise json://127.0.0.1:{dead.split(':')[2].split('/')[0]}/…: FAILED: ")
+    assert len(lines) == 4
+    for receiver in (hook, form, ntfy):
+        (text,) = receiver.texts()
+        assert text.startswith("Test message from blackout-monitor (device alex_rpi, pin 4)")
+    assert hook.requests[0].body["title"] == "blackout-monitor: test"
+    logged = captured.out + captured.err + "".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
+    assert "test notification via apprise form://" in logged
+    assert not any(secret in logged for secret in SECRETS)
+    assert not (tmp_path / "buffer" / "notify" / "queue").exists()
+
+
+# --- the minute path: Apprise only when there is something to send ---------------------------------
+
+PROBE = ("import sys, read_pin, utils; code = utils.run_cli(read_pin.main, sys.argv[1:]); "
+         "print(code, 'apprise' in sys.modules)")
+
+
+def test_apprise_is_imported_only_on_a_minute_with_a_message(server_env, hook):
+    env = dict(server_env, BLACKOUT_DEVICE="probe_rpi", BLACKOUT_PIN="4",
+               BLACKOUT_APPRISE_URLS=f"json://{hook.address}/hooks/{HOOK_SECRET}")
+
+    said = []  # stderr, as cron would mail it
+
+    def minute(value):
+        result = subprocess.run([sys.executable, "-c", PROBE, "--simulate", "--value", value, "--no-flush"],
+                                env=env, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        said.append(result.stderr)
+        return result.stdout.split()
+
+    assert minute("1") == ["0", "False"]  # the first reading: the state, nothing to say
+    assert minute("1") == ["0", "False"]  # unchanged
+    assert hook.requests == []
+    assert minute("0") == ["0", "True"]  # a power cut: sent, so Apprise was imported
+    assert [text.split(" at ")[0] for text in hook.texts()] == ["Power OFF"]
+    assert minute("0") == ["0", "False"]  # said; nothing waits
+    hook.down = True
+    assert minute("1") == ["0", "True"]
+    logged = "".join(said) + "".join(path.read_text() for path in Path(env["BLACKOUT_LOG_DIR"]).glob("*.log"))
+    assert f"notification via apprise json://{hook.address}/… not sent" in logged
+    assert HOOK_SECRET not in logged
