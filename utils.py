@@ -215,7 +215,7 @@ def _apprise_urls(key, value):
             scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]{0,31}:", url)
             start = f"'{scheme.group(0)}…', " if scheme else ""
             raise ConfigError(f"{key}: {which} ({start}{len(url)} characters) is not an Apprise URL such as "
-                              f"ntfy://ntfy.sh/TOPIC (services and their URLs: {APPRISE_SERVICES})")
+                              f"ntfy://TOPIC (services and their URLs: {APPRISE_SERVICES})")
         if url not in checked:
             checked.append(url)
     return tuple(checked)
@@ -280,7 +280,7 @@ KEYS = {
                     "URL that gets a JSON POST on each power change"),
     "sns_topic_arn": (_sns_topic_arn, None, "--sns-topic-arn", "AWS SNS topic for power changes"),
     "apprise_urls": (_apprise_urls, None, "--apprise-url",
-                     "one more notification channel, an Apprise URL such as ntfy://ntfy.sh/TOPIC; repeat "
+                     "one more notification channel, an Apprise URL such as ntfy://TOPIC; repeat "
                      "for more (replaces apprise_urls of config.toml; better there: flags show in ps)"),
     "timezone": (_timezone, None, "--timezone", "time zone of the times in notifications (default UTC)"),
     # the watchdog (watchdog.py): its --device is repeatable and fills `watch`

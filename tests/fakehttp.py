@@ -1,9 +1,10 @@
-"""An HTTP server on 127.0.0.1 standing in for Telegram or a webhook receiver in tests."""
+"""An HTTP server on 127.0.0.1 standing in for Telegram, a webhook or an Apprise receiver in tests."""
 
 import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
 
 @dataclass
@@ -15,7 +16,7 @@ class Request:
 
 
 class FakeServer:
-    """An HTTP server on 127.0.0.1 that records each POST and answers from a script.
+    """An HTTP server on 127.0.0.1 that records each POST (a JSON or form body) and answers from a script.
 
     `script` answers first (status, JSON body, headers), then `answer(path)`. With `down`
     set it closes each connection without answering, as a dead link would look.
@@ -34,7 +35,9 @@ class FakeServer:
                     self.close_connection = True
                     return
                 status, body, headers = server.script.pop(0) if server.script else server.answer(self.path)
-                server.requests.append(Request(self.path, dict(self.headers), json.loads(raw), status))
+                form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+                body_in = dict(parse_qsl(raw.decode())) if form else json.loads(raw)
+                server.requests.append(Request(self.path, dict(self.headers), body_in, status))
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 for name, value in headers.items():

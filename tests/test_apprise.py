@@ -1,21 +1,16 @@
 """Apprise URLs as notification channels, against real receivers on 127.0.0.1.
 
-Apprise's own `json://` and `form://` schemes post to a small HTTP server here; `ntfy://` talks
-to the same server playing ntfy's publish protocol (a JSON POST to /, a Bearer token, ntfy's
-answers and error codes). Time is the fake clock of test_notify: each `cron_run` is one minute
-job, as cron would start it.
+Apprise's own `json://` and `form://` schemes post to tests/fakehttp's small HTTP server; `ntfy://`
+talks to one playing ntfy's publish protocol (a JSON POST to / naming the topic, a Bearer
+token, ntfy's answers and error documents). Time is the fake clock of test_notify: each
+`cron_run` is one minute job, as cron would start it.
 """
 
 import datetime as dt
-import json
 import re
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
 
 import pytest
 
@@ -23,7 +18,9 @@ import apprise_channel
 import notify
 import read_pin
 from tests.conftest import PROJECT_DIR
-from tests.test_notify import UTC, Clock, cli_env, cron_run, free_port, queue_files  # noqa: F401 (fixture)
+from tests.fakehttp import FakeServer
+from tests.test_notify import (  # noqa: F401 (cli_env, clock, webhook: fixtures)
+    UTC, cli_env, clock, cron_run, free_port, queue_files, webhook)
 from utils import KEYS, load_config, run_cli
 
 HOOK_SECRET = "hook-s3cret-path"
@@ -35,105 +32,52 @@ OFF = "Power OFF at 22:30 UTC (device alex_rpi, pin 4)"
 BACK = "Power back at 01:30 UTC after 3 h 0 min (device alex_rpi, pin 4)"
 
 
-@dataclass
-class Request:
-    path: str
-    headers: dict
-    body: dict
-    status: int
+def address(server):
+    return server.url.removeprefix("http://")
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 recording each POST (JSON or form) and answering `answer(request)`.
-
-    `script` holds answers (status, JSON body) given before `answer`'s. With `down` set it
-    closes each connection unanswered, as a dead link looks.
-    """
-
-    def __init__(self, answer):
-        self.requests, self.script, self.down, self.dropped = [], [], False, 0
-        self.answer = answer
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-                if receiver.down:
-                    receiver.dropped += 1
-                    self.close_connection = True
-                    return
-                form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
-                request = Request(self.path, dict(self.headers), dict(parse_qsl(raw)) if form else json.loads(raw), 0)
-                request.status, body = receiver.script.pop(0) if receiver.script else receiver.answer(request)
-                receiver.requests.append(request)
-                payload = json.dumps(body).encode()
-                self.send_response(request.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
-
-    def delivered(self):
-        return [request for request in self.requests if 200 <= request.status < 300]
-
-    def texts(self):
-        return [request.body["message"] for request in self.delivered()]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def messages(server):
+    """The texts a receiver accepted (Apprise's json://, form:// and ntfy all call it `message`)."""
+    return [request.body["message"] for request in server.delivered()]
 
 
-def ntfy_answer(request):
-    """ntfy's publish endpoint: a Bearer token, the topic in the JSON body; ntfy's error documents."""
-    if request.path != "/":
-        return 404, {"code": 40401, "http": 404, "error": "page not found"}
-    if request.headers.get("Authorization") != f"Bearer {NTFY_TOKEN}":
-        return 401, {"code": 40101, "http": 401, "error": "unauthorized", "link": "https://ntfy.sh/docs/publish/"}
-    return 200, {"id": "hwQ2YpKdmg", "time": 1750545000, "event": "message", "topic": request.body["topic"],
-                 "title": request.body.get("title"), "message": request.body["message"]}
+def ntfy_answer(path):
+    """ntfy's answer to a publish (a JSON POST to / naming the topic); the token is checked on the
+    recorded requests, refusals are scripted as NTFY_401."""
+    if path != "/":
+        return 404, {"code": 40401, "http": 404, "error": "page not found"}, {}
+    return 200, {"id": "hwQ2YpKdmg", "time": 1750545000, "event": "message", "topic": NTFY_TOPIC}, {}
 
 
-NTFY_503 = (503, {"code": 50301, "http": 503, "error": "server temporarily unavailable"})
+NTFY_401 = (401, {"code": 40101, "http": 401, "error": "unauthorized", "link": "https://ntfy.sh/docs/publish/"}, {})
+NTFY_503 = (503, {"code": 50301, "http": 503, "error": "server temporarily unavailable"}, {})
+
+
+def serving(answer):
+    server = FakeServer(answer)
+    yield server
+    server.close()
 
 
 @pytest.fixture
-def hook():
-    receiver = Receiver(lambda request: (200, {"ok": True}))
-    yield receiver
-    receiver.close()
+def hook(webhook):
+    """The json:// receiver: test_notify's webhook server."""
+    return webhook
 
 
 @pytest.fixture
 def form():
-    receiver = Receiver(lambda request: (200, {"ok": True}))
-    yield receiver
-    receiver.close()
+    yield from serving(lambda path: (200, {"ok": True}, {}))
 
 
 @pytest.fixture
 def ntfy():
-    receiver = Receiver(ntfy_answer)
-    yield receiver
-    receiver.close()
+    yield from serving(ntfy_answer)
 
 
 def urls(hook, form, ntfy):
-    return (f"json://{hook.address}/hooks/{HOOK_SECRET}", f"form://{form.address}/forms/{FORM_SECRET}",
-            f"ntfy://{NTFY_TOKEN}@{ntfy.address}/{NTFY_TOPIC}")
-
-
-@pytest.fixture
-def clock():
-    return Clock()
+    return (f"json://{address(hook)}/hooks/{HOOK_SECRET}", f"form://{address(form)}/forms/{FORM_SECRET}",
+            f"ntfy://{NTFY_TOKEN}@{address(ntfy)}/{NTFY_TOPIC}")
 
 
 @pytest.fixture
@@ -168,12 +112,13 @@ def test_each_url_gets_each_message_once(cfg, clock, hook, form, ntfy):
         clock.advance()
         cron_run(cfg, clock, 1)
     for receiver in (hook, form, ntfy):
-        assert receiver.texts() == [OFF, BACK] and len(receiver.requests) == 2
+        assert messages(receiver) == [OFF, BACK] and len(receiver.requests) == 2
     assert [request.body["title"] for request in hook.requests] == ["blackout-monitor: power OFF (alex_rpi)",
                                                                     "blackout-monitor: power ON (alex_rpi)"]
     assert [request.body["type"] for request in form.requests] == ["warning", "success"]
     assert [request.path for request in hook.requests] == [f"/hooks/{HOOK_SECRET}"] * 2
     assert {request.body["topic"] for request in ntfy.requests} == {NTFY_TOPIC}
+    assert {request.headers["Authorization"] for request in ntfy.requests} == {f"Bearer {NTFY_TOKEN}"}
     assert queue_files(cfg) == []
 
 
@@ -186,15 +131,15 @@ def test_receiver_down_then_up_gets_its_messages_late_and_once(cfg, clock, hook,
         clock.advance()
     assert ntfy.requests == [] and 5 <= ntfy.dropped < 20  # backed off, not every minute
     on_time = [OFF, "Power back at 23:00 UTC after 30 min (device alex_rpi, pin 4)"]
-    assert hook.texts() == on_time and form.texts() == on_time
+    assert messages(hook) == on_time and messages(form) == on_time
     status = "\n".join(notify.status_lines(cfg["buffer_dir"], now=clock()))
-    assert f"notification channel apprise ntfy://…@{ntfy.address}/…: failing since 22:30 UTC" in status
+    assert f"notification channel apprise ntfy://…@{address(ntfy)}/…: failing since 22:30 UTC" in status
     ntfy.down = False
     for _ in range(15):
         cron_run(cfg, clock, 1)
         clock.advance()
     late = r" — sent 23:[34]\d UTC, the link was down"
-    off, on = ntfy.texts()
+    off, on = messages(ntfy)
     assert re.fullmatch(re.escape(on_time[0]) + late, off) and re.fullmatch(re.escape(on_time[1]) + late, on)
     assert len(ntfy.requests) == 2 and len(hook.requests) == 2 and len(form.requests) == 2
     assert queue_files(cfg) == [] and (cfg["buffer_dir"] / "notify" / "channels.json").read_text() == "{}"
@@ -206,13 +151,13 @@ def test_one_failing_channel_leaves_the_others_on_time(cfg, clock, hook, form, n
     ntfy.script += [NTFY_503] * 3
     clock.now = dt.datetime(2025, 6, 21, 22, 30, tzinfo=UTC)
     cron_run(cfg, clock, 0)
-    assert hook.texts() == [OFF] and form.texts() == [OFF]
+    assert messages(hook) == [OFF] and messages(form) == [OFF]
     assert [request.status for request in ntfy.requests] == [503]
     assert "notification via apprise ntfy://…@" in caplog.text and "error=50301" in caplog.text
     for _ in range(20):
         clock.advance()
         cron_run(cfg, clock, 0)
-    (late,) = ntfy.texts()
+    (late,) = messages(ntfy)
     assert late.startswith(OFF + " — sent 22:") and late.endswith(", the link was down")
     assert [request.status for request in ntfy.requests] == [503, 503, 503, 200]
     assert len(hook.requests) == 1 and len(form.requests) == 1 and queue_files(cfg) == []
@@ -220,7 +165,8 @@ def test_one_failing_channel_leaves_the_others_on_time(cfg, clock, hook, form, n
 
 
 def test_a_refused_token_is_retried_then_given_up_without_showing_it(cfg, clock, hook, form, ntfy, caplog):
-    cfg["apprise_urls"] = (f"ntfy://tk_wrongwrongwrongwrong@{ntfy.address}/{NTFY_TOPIC}",)
+    cfg["apprise_urls"] = (f"ntfy://tk_wrongwrongwrongwrong@{address(ntfy)}/{NTFY_TOPIC}",)
+    ntfy.script += [NTFY_401] * 10
     cron_run(cfg, clock, 1)
     clock.advance()
     cron_run(cfg, clock, 0)
@@ -228,6 +174,7 @@ def test_a_refused_token_is_retried_then_given_up_without_showing_it(cfg, clock,
         clock.advance()
         cron_run(cfg, clock, 0)
     assert [request.status for request in ntfy.requests] == [401] * notify.MAX_REJECTIONS
+    assert {request.headers["Authorization"] for request in ntfy.requests} == {"Bearer tk_wrongwrongwrongwrong"}
     assert "rejected the notification" in caplog.text and "error=40101" in caplog.text
     assert queue_files(cfg) == [] and len(queue_files(cfg, "bad")) == 1
     assert "wrongwrong" not in everything_logged(caplog, cfg) + "".join(
@@ -308,12 +255,12 @@ def test_test_notify_prints_one_line_per_url(cli_env, capsys, tmp_path, hook, fo
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert code == 1
-    assert lines[:3] == [f"apprise json://{hook.address}/…: ok: sent", f"apprise form://{form.address}/…: ok: sent",
-                         f"apprise ntfy://…@{ntfy.address}/…: ok: sent"]
+    assert lines[:3] == [f"apprise json://{address(hook)}/…: ok: sent", f"apprise form://{address(form)}/…: ok: sent",
+                         f"apprise ntfy://…@{address(ntfy)}/…: ok: sent"]
     assert lines[3].startswith(f"apprise json://127.0.0.1:{dead.split(':')[2].split('/')[0]}/…: FAILED: ")
     assert len(lines) == 4
     for receiver in (hook, form, ntfy):
-        (text,) = receiver.texts()
+        (text,) = messages(receiver)
         assert text.startswith("Test message from blackout-monitor (device alex_rpi, pin 4)")
     assert hook.requests[0].body["title"] == "blackout-monitor: test"
     logged = captured.out + captured.err + "".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
@@ -330,7 +277,7 @@ PROBE = ("import sys, read_pin, utils; code = utils.run_cli(read_pin.main, sys.a
 
 def test_apprise_is_imported_only_on_a_minute_with_a_message(server_env, hook):
     env = dict(server_env, BLACKOUT_DEVICE="probe_rpi", BLACKOUT_PIN="4",
-               BLACKOUT_APPRISE_URLS=f"json://{hook.address}/hooks/{HOOK_SECRET}")
+               BLACKOUT_APPRISE_URLS=f"json://{address(hook)}/hooks/{HOOK_SECRET}")
 
     said = []  # stderr, as cron would mail it
 
@@ -345,10 +292,10 @@ def test_apprise_is_imported_only_on_a_minute_with_a_message(server_env, hook):
     assert minute("1") == ["0", "False"]  # unchanged
     assert hook.requests == []
     assert minute("0") == ["0", "True"]  # a power cut: sent, so Apprise was imported
-    assert [text.split(" at ")[0] for text in hook.texts()] == ["Power OFF"]
+    assert [text.split(" at ")[0] for text in messages(hook)] == ["Power OFF"]
     assert minute("0") == ["0", "False"]  # said; nothing waits
     hook.down = True
     assert minute("1") == ["0", "True"]
     logged = "".join(said) + "".join(path.read_text() for path in Path(env["BLACKOUT_LOG_DIR"]).glob("*.log"))
-    assert f"notification via apprise json://{hook.address}/… not sent" in logged
+    assert f"notification via apprise json://{address(hook)}/… not sent" in logged
     assert HOOK_SECRET not in logged
