@@ -15,11 +15,9 @@ own log lines are kept out of the log (their gist is in the channel's error deta
 import hashlib
 import logging
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from utils import APPRISE_SERVICES as SERVICES_URL, ConfigError
-
-log = logging.getLogger("notify")
 
 HOST_RE = re.compile(r"^(?:localhost|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)$")
 STATUS_RE = re.compile(r"\berror=(\d{3})(?:\d{2})?\b")  # ntfy's codes are the HTTP status + 2 digits
@@ -92,10 +90,11 @@ def _apprise():
 
 
 def title_text(message):
-    """The title (an e-mail's subject, a push notification's heading) of a message."""
-    if message.get("kind") == "test":
-        return "blackout-monitor: test"
-    return f"blackout-monitor: power {message['state'].upper()} ({message['device']})"
+    """The title (an e-mail's subject, a push notification's heading): SNS's subject."""
+    if message.get("kind") == "watchdog":
+        return f"blackout-monitor: {message['device']} {message['event']}"
+    state = message["state"].upper() if message.get("kind") != "test" else "test"
+    return f"blackout-monitor: power {state} ({message['device']}, {message['sensor']})"
 
 
 class AppriseChannel:
@@ -104,7 +103,8 @@ class AppriseChannel:
     def __init__(self, url, name):
         self.url, self.name = url, name
         self.secrets = url_parts(url)[2]
-        self._plugin = None
+        self._plugin = None      # Apprise's object, False when Apprise can't use the URL
+        self._timeouts = None    # its own (connect, read) timeouts
 
     def plugin(self):
         """Apprise's object for the URL, or None when Apprise can't use it (unknown service, parts missing)."""
@@ -113,6 +113,8 @@ class AppriseChannel:
             asset = apprise.AppriseAsset(app_id="blackout-monitor", app_desc="blackout-monitor",
                                          storage_mode=apprise.PersistentStoreMode.MEMORY)
             self._plugin = apprise.Apprise.instantiate(self.url, asset=asset) or False
+            if self._plugin:
+                self._timeouts = (self._plugin.socket_connect_timeout, self._plugin.socket_read_timeout)
         return self._plugin or None
 
     def problem(self):
@@ -134,9 +136,8 @@ class AppriseChannel:
             return Outcome(False, problem, rejected=True)
         apprise = _apprise()
         plugin = self.plugin()
-        # Apprise's own defaults are 4 s each; never longer than the queue allows a request
-        plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, timeout)
-        plugin.socket_read_timeout = min(plugin.socket_read_timeout, timeout)
+        # the URL's own (Apprise: 4 s each, 15 s to connect by e-mail), never more than the queue allows
+        plugin.socket_connect_timeout, plugin.socket_read_timeout = (min(limit, timeout) for limit in self._timeouts)
         kind = {"off": apprise.NotifyType.WARNING, "on": apprise.NotifyType.SUCCESS}.get(
             message.get("state"), apprise.NotifyType.INFO)
         sender = apprise.Apprise(asset=plugin.asset)

@@ -113,8 +113,8 @@ def test_each_url_gets_each_message_once(cfg, clock, hook, form, ntfy):
         cron_run(cfg, clock, 1)
     for receiver in (hook, form, ntfy):
         assert messages(receiver) == [OFF, BACK] and len(receiver.requests) == 2
-    assert [request.body["title"] for request in hook.requests] == ["blackout-monitor: power OFF (alex_rpi)",
-                                                                    "blackout-monitor: power ON (alex_rpi)"]
+    assert [request.body["title"] for request in hook.requests] == ["blackout-monitor: power OFF (alex_rpi, 4)",
+                                                                    "blackout-monitor: power ON (alex_rpi, 4)"]
     assert [request.body["type"] for request in form.requests] == ["warning", "success"]
     assert [request.path for request in hook.requests] == [f"/hooks/{HOOK_SECRET}"] * 2
     assert {request.body["topic"] for request in ntfy.requests} == {NTFY_TOPIC}
@@ -262,7 +262,7 @@ def test_test_notify_prints_one_line_per_url(cli_env, capsys, tmp_path, hook, fo
     for receiver in (hook, form, ntfy):
         (text,) = messages(receiver)
         assert text.startswith("Test message from blackout-monitor (device alex_rpi, pin 4)")
-    assert hook.requests[0].body["title"] == "blackout-monitor: test"
+    assert hook.requests[0].body["title"] == "blackout-monitor: power test (alex_rpi, 4)"
     logged = captured.out + captured.err + "".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
     assert "test notification via apprise form://" in logged
     assert not any(secret in logged for secret in SECRETS)
