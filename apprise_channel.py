@@ -78,9 +78,17 @@ def channels(urls):
     return made
 
 
+class AppriseMissing(ConfigError):
+    """apprise_urls is set but the apprise package is not installed."""
+
+
 def _apprise():
     """The apprise module, its log lines kept out of ours (they may quote a URL's parts)."""
-    import apprise
+    try:
+        import apprise
+    except ImportError:
+        raise AppriseMissing("apprise_urls is set but Apprise is not installed: "
+                             "pip install -r requirements.txt") from None
 
     apprise_log = logging.getLogger(apprise.LOGGER_NAME)
     apprise_log.propagate = False
@@ -131,7 +139,10 @@ class AppriseChannel:
     def send(self, message, text, timeout):
         from notify import TRANSIENT_STATUSES, Outcome, _one_line, redact
 
-        problem = self.problem()
+        try:
+            problem = self.problem()
+        except AppriseMissing as error:  # waits, backing off, until it is installed
+            return Outcome(False, str(error))
         if problem:
             return Outcome(False, problem, rejected=True)
         apprise = _apprise()

@@ -181,6 +181,20 @@ def test_a_refused_token_is_retried_then_given_up_without_showing_it(cfg, clock,
         path.read_text() for path in queue_files(cfg, "bad"))
 
 
+def test_without_apprise_installed_messages_wait_and_test_notify_says_why(cfg, clock, hook, cli_env, capsys,
+                                                                         monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "apprise", None)  # `import apprise` raises ImportError
+    cron_run(cfg, clock, 1)
+    clock.advance()
+    cron_run(cfg, clock, 0)
+    assert hook.requests == [] and len(queue_files(cfg)) == 1
+    assert "(apprise_urls is set but Apprise is not installed: pip install -r requirements.txt)" in caplog.text
+    cli_env.setenv("BLACKOUT_APPRISE_URLS", cfg["apprise_urls"][0])
+    assert run_cli(read_pin.main, ["--test-notify"]) == 2
+    assert capsys.readouterr().err == ("Error: apprise_urls is set but Apprise is not installed: "
+                                       "pip install -r requirements.txt\n")
+
+
 def test_two_urls_of_one_host_are_two_channels(config):
     first, second = apprise_channel.channels(("ntfy://ntfy.sh/first-topic", "ntfy://ntfy.sh/second-topic"))
     assert first.name != second.name and first.name.startswith("apprise ntfy://ntfy.sh/… #")
@@ -245,6 +259,18 @@ def test_a_malformed_url_is_one_line_naming_it_exit_2(cli_env, capsys, tmp_path,
     assert code == 2 and captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith("Error: " + named), captured.err
     assert "s3cret" not in captured.err and "Traceback" not in captured.err
+
+
+def test_a_malformed_url_in_config_toml_stops_a_real_process(server_env, tmp_path):
+    from tests.conftest import run_script
+
+    (tmp_path / "config.toml").write_text('apprise_urls = ["ntfy://power-topic-s3cret", "pover:/s3cret-key@tok"]\n')
+    result = run_script("read_pin.py", "--pin", "4", "--simulate", "--value", "1", env=server_env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: apprise_urls in config.toml: URL 2 of 2 ('pover:…', 21 characters) "
+                                    "is not an Apprise URL") and result.stderr.count("\n") == 1
+    assert "s3cret" not in result.stderr
+    assert not list((tmp_path / "buffer").glob("*.json"))
 
 
 def test_test_notify_prints_one_line_per_url(cli_env, capsys, tmp_path, hook, form, ntfy):
