@@ -17,6 +17,8 @@ import logging
 import re
 from urllib.parse import unquote
 
+from channels import TRANSIENT_STATUSES, Outcome, _one_line, redact
+from messages import subject_text
 from utils import APPRISE_SERVICES as SERVICES_URL, ConfigError
 
 HOST_RE = re.compile(r"^(?:localhost|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)$")
@@ -97,14 +99,6 @@ def _apprise():
     return apprise
 
 
-def title_text(message):
-    """The title (an e-mail's subject, a push notification's heading): SNS's subject."""
-    if message.get("kind") == "watchdog":
-        return f"blackout-monitor: {message['device']} {message['event']}"
-    state = message["state"].upper() if message.get("kind") != "test" else "test"
-    return f"blackout-monitor: power {state} ({message['device']}, {message['sensor']})"
-
-
 class AppriseChannel:
     """One Apprise URL. `send` answers an Outcome like the project's other channels."""
 
@@ -137,8 +131,6 @@ class AppriseChannel:
         return f"Apprise can't read it as a {scheme}:// URL: a part is missing or wrong (see {SERVICES_URL})"
 
     def send(self, message, text, timeout):
-        from notify import TRANSIENT_STATUSES, Outcome, _one_line, redact
-
         try:
             problem = self.problem()
         except AppriseMissing as error:  # waits, backing off, until it is installed
@@ -154,7 +146,7 @@ class AppriseChannel:
         sender = apprise.Apprise(asset=plugin.asset)
         sender.add(plugin)
         try:
-            result = sender.notify(body=text, title=title_text(message), notify_type=kind,
+            result = sender.notify(body=text, title=subject_text(message), notify_type=kind,
                                    body_format=apprise.NotifyFormat.TEXT)
         except Exception as error:  # a plugin's bug must not stop the queue
             return Outcome(False, _one_line(redact(f"{type(error).__name__}: {error}", self.secrets), 200))

@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import json
 
-from messages import webhook_document
+from messages import subject_text, webhook_document
 from utils import ConfigError
 
 KEYS = ("telegram_token", "telegram_chat_id", "telegram_api_url", "webhook_url", "sns_topic_arn", "apprise_urls")
@@ -185,12 +185,10 @@ class Sns:
             PartialCredentialsError,
         )
 
+        subject = subject_text(message)
         if message.get("kind") == "watchdog":
-            subject = f"blackout-monitor: {message['device']} {message['event']}"
             attributes, group = ("device", "event"), f"{message['device']}-watchdog"
         else:
-            state = message["state"].upper() if message.get("kind") != "test" else "test"
-            subject = f"blackout-monitor: power {state} ({message['device']}, {message['sensor']})"
             attributes, group = ("device", "sensor", "state"), f"{message['device']}-{message['sensor']}"
         kwargs = {
             "TopicArn": self.topic_arn,

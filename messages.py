@@ -80,6 +80,14 @@ WATCHDOG_FIELDS = ("id", "device", "event", "at", "silent_since")
 WATCHDOG_BACK_FIELDS = ("cause", "silent_minutes", "off_minutes")
 
 
+def subject_text(message):
+    """A message's subject: SNS's Subject, an Apprise service's title (an e-mail's subject)."""
+    if message.get("kind") == "watchdog":
+        return f"blackout-monitor: {message['device']} {message['event']}"
+    state = message["state"].upper() if message.get("kind") != "test" else "test"
+    return f"blackout-monitor: power {state} ({message['device']}, {message['sensor']})"
+
+
 def webhook_document(message, text):
     """The JSON body POSTed to the webhook: a power change of the Pi, or a watchdog event."""
     if message.get("kind") == "watchdog":

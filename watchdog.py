@@ -355,7 +355,9 @@ def secret_environment(name):
     unknown = sorted(set(document) - set(CHANNEL_KEYS))
     if unknown:
         raise SecretsUnavailable(f"secrets_parameter {name} holds {unknown[0]!r}: only {', '.join(CHANNEL_KEYS)}")
-    return {f"BLACKOUT_{key.upper()}": str(value) for key, value in document.items()}
+    # a list (apprise_urls) becomes the environment's space-separated form
+    return {f"BLACKOUT_{key.upper()}": " ".join(map(str, value)) if isinstance(value, list) else str(value)
+            for key, value in document.items()}
 
 
 def load_watchdog_config(args=None, environ=None):

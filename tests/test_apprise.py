@@ -7,6 +7,7 @@ token, ntfy's answers and error documents). Time is the fake clock of test_notif
 """
 
 import datetime as dt
+import json
 import re
 import subprocess
 import sys
@@ -325,3 +326,29 @@ def test_apprise_is_imported_only_on_a_minute_with_a_message(server_env, hook):
     logged = "".join(said) + "".join(path.read_text() for path in Path(env["BLACKOUT_LOG_DIR"]).glob("*.log"))
     assert f"notification via apprise json://{address(hook)}/… not sent" in logged
     assert HOOK_SECRET not in logged
+
+
+# --- the watchdog's messages -------------------------------------------------------------------------
+
+def test_the_watchdog_sends_through_apprise_urls_kept_in_ssm(dynamodb, config, hook, ntfy, monkeypatch):
+    import boto3
+
+    import watchdog
+    from tests.test_watchdog import DEVICE, T0, LambdaContext, at, pin
+
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/blackout/watchdog", Type="SecureString",
+        Value=json.dumps({"apprise_urls": [f"json://{address(hook)}/hooks/{HOOK_SECRET}",
+                                           f"ntfy://{NTFY_TOKEN}@{address(ntfy)}/{NTFY_TOPIC}"]}))
+    for name, value in {"BLACKOUT_WATCH": DEVICE, "BLACKOUT_TABLE_PREFIX": config["table_prefix"],
+                        "BLACKOUT_SECRETS_PARAMETER": "/blackout/watchdog"}.items():
+        monkeypatch.setenv(name, value)
+    pin(dynamodb, config, T0, at("22:31"), 1)
+    event = {"at": "2025-06-21T22:36:10Z"}
+    assert watchdog.handler(event, LambdaContext())["announced"] == [DEVICE]
+    assert watchdog.handler(event, LambdaContext())["announced"] == []
+    for server in (hook, ntfy):
+        (text,) = messages(server)
+        assert text.startswith("No word from alex_rpi since 22:30 UTC")
+    assert hook.requests[0].body["title"] == "blackout-monitor: alex_rpi silent"
+    assert ntfy.requests[0].headers["Authorization"] == f"Bearer {NTFY_TOKEN}"
