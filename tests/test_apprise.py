@@ -191,6 +191,7 @@ def test_without_apprise_installed_messages_wait_and_test_notify_says_why(cfg, c
     assert hook.requests == [] and len(queue_files(cfg)) == 1
     assert "(apprise_urls is set but Apprise is not installed: pip install -r requirements.txt)" in caplog.text
     cli_env.setenv("BLACKOUT_APPRISE_URLS", cfg["apprise_urls"][0])
+    capsys.readouterr()  # what the minute job's logging said (an earlier test's handlers may linger)
     assert run_cli(read_pin.main, ["--test-notify"]) == 2
     assert capsys.readouterr().err == ("Error: apprise_urls is set but Apprise is not installed: "
                                        "pip install -r requirements.txt\n")
