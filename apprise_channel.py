@@ -21,7 +21,9 @@ from channels import TRANSIENT_STATUSES, Outcome, _one_line, redact
 from messages import subject_text
 from utils import APPRISE_SERVICES as SERVICES_URL, ConfigError
 
-HOST_RE = re.compile(r"^(?:localhost|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)$")
+# a host name with a dot, an IPv4 or [IPv6] address, localhost: shown; anything else may be a token
+HOST_RE = re.compile(r"^(?:localhost|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+\]"
+                     r"|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)$")
 STATUS_RE = re.compile(r"\berror=(\d{3})(?:\d{2})?\b")  # ntfy's codes are the HTTP status + 2 digits
 SHORTEST_SECRET = 4     # shorter path segments or query values would only mangle error texts
 

@@ -283,7 +283,8 @@ def test_test_notify_prints_one_line_per_url(cli_env, capsys, tmp_path, hook, fo
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert code == 1
-    assert lines[:3] == [f"apprise json://{address(hook)}/…: ok: sent", f"apprise form://{address(form)}/…: ok: sent",
+    assert lines[:3] == [f"apprise json://{address(hook)}/…: ok: sent",
+                         f"apprise form://{address(form)}/…: ok: sent",
                          f"apprise ntfy://…@{address(ntfy)}/…: ok: sent"]
     assert lines[3].startswith(f"apprise json://127.0.0.1:{dead.split(':')[2].split('/')[0]}/…: FAILED: ")
     assert len(lines) == 4
