@@ -181,7 +181,7 @@ def lambda_zip(tmp_path_factory):
 
 
 def dynamo_watchdog_modules():
-    return ("watchdog.py", "dynamo.py", "channels.py", "messages.py", "utils.py", "filebuffer.py")
+    return ("watchdog.py", "dynamo.py", "channels.py", "messages.py", "utils.py", "filebuffer.py", "apprise_channel.py")
 
 
 def test_lambda_package_imports_on_its_own(lambda_zip, tmp_path):
@@ -192,6 +192,8 @@ def test_lambda_package_imports_on_its_own(lambda_zip, tmp_path):
     code = ("import sys; sys.path.insert(0, '.'); import watchdog, messages, zoneinfo; "
             "assert watchdog.handler and messages.time_zone('Europe/Kyiv'); "
             "assert all(m.__file__.startswith('" + str(tmp_path) + "') for m in (watchdog, messages)); "
+            "import channels; (apprise,) = channels.channels_from_config({'apprise_urls': ('json://h/x',)}); "
+            "assert apprise.name == 'apprise json://…'; "
             "print(sorted(n for n in sys.modules if n in ('notify', 'pandas', 'pyarrow')))")
     result = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)
