@@ -20,8 +20,8 @@ import notify
 import read_pin
 from tests.conftest import PROJECT_DIR
 from tests.fakehttp import FakeServer
-from tests.test_notify import (  # noqa: F401 (cli_env, clock, webhook: fixtures)
-    UTC, cli_env, clock, cron_run, free_port, queue_files, webhook)
+from tests.test_notify import (  # noqa: F401 (cli_env, clock: fixtures)
+    UTC, cli_env, clock, cron_run, free_port, queue_files)
 from utils import KEYS, load_config, run_cli
 
 HOOK_SECRET = "hook-s3cret-path"
@@ -62,7 +62,7 @@ def serving(answer):
 
 @pytest.fixture
 def hook(webhook):
-    """The json:// receiver: test_notify's webhook server."""
+    """The json:// receiver: conftest's webhook server."""
     return webhook
 
 
