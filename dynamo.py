@@ -88,6 +88,15 @@ def registry_key(device, sensor):
     return f"device#{device}#registry", f"sensor#{sensor}"
 
 
+def watchdog_key(device):
+    """(pk, sk) of the watchdog's state item of `device` (kept in the minutes table).
+
+    It does not start with device#NAME#, so a device's policy (dynamodb:LeadingKeys
+    device#NAME#*) can't write it: only read it, through its own ReadWatchdogState statement.
+    """
+    return f"watchdog#device#{device}", "state"
+
+
 def parse_partition(pk):
     """(device, sensor, period_start) from a minutes/hours/days pk; period_start is UTC."""
     parts = pk.split("#")
@@ -183,7 +192,7 @@ def plain(item):
 
 # --- clients and errors -------------------------------------------------------------------
 
-def aws_client(service="dynamodb", region=None, read_timeout=10):
+def aws_client(service="dynamodb", region=None, read_timeout=10, max_pool_connections=10, attempts=3):
     """A client with standard retries and short timeouts: a dead link can't hang cron.
 
     It is botocore's own client, which boto3.client() returns too, made from a botocore session
@@ -203,9 +212,10 @@ def aws_client(service="dynamodb", region=None, read_timeout=10):
     config = Config(
         # three attempts in all (max_attempts would count retries: four), so a dead link costs
         # a minute job at most 3 x (connect + read timeout)
-        retries={"mode": "standard", "total_max_attempts": 3},
+        retries={"mode": "standard", "total_max_attempts": attempts},
         connect_timeout=3,
         read_timeout=read_timeout,
+        max_pool_connections=max_pool_connections,  # threads sharing the client (watchdog.py)
     )
     region = region or (None if os.environ.get("AWS_DEFAULT_REGION") else os.environ.get("AWS_REGION") or None)
     try:
@@ -598,6 +608,33 @@ def count_awaiting(client, table, device, sensor):
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def minute_range(client, table, device, sensor, start, end, newest_first=False, limit=None):
+    """The minutes items of one sensor from the minute of `start` to that of `end` (inclusive,
+    UTC), as plain dicts, oldest first (or newest first); at most `limit` of them.
+
+    One Query per hour partition, each reading only the minutes asked for: the cost follows
+    the span, never the table's size.
+    """
+    hours, hour = [], start.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    while hour <= end:
+        first = minute_key(device, sensor, max(start, hour))
+        last = minute_key(device, sensor, min(end, hour + dt.timedelta(minutes=59)))
+        hours.append((first[0], first[1], last[1]))
+        hour += dt.timedelta(hours=1)
+    found = 0
+    for pk, first, last in reversed(hours) if newest_first else hours:
+        kwargs = {"TableName": table, "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+                  "ExpressionAttributeValues": {":pk": {"S": pk}, ":first": {"S": first}, ":last": {"S": last}},
+                  "ScanIndexForward": not newest_first}
+        if limit:
+            kwargs["Limit"] = limit - found
+        for item in query_all(client, **kwargs):
+            yield plain(item)
+            found += 1
+            if limit and found >= limit:
+                return
+
+
 def newest_item(client, table, partitions):
     """The newest item in the first non-empty partition of `partitions` (newest first)."""
     for pk in partitions:
@@ -642,7 +679,6 @@ def status_lines(config, client=None, now=None):
     sensors = sensors_of(client, names["minutes"], device)
     if not sensors:
         yield f"device {device}: no readings stored in {names['minutes']} yet"
-        return
     for sensor in sensors:
         newest = newest_reading(client, names["minutes"], device, sensor, now)
         newest_text = newest["ts"] if newest else "none in the last 72 hours"
@@ -651,6 +687,137 @@ def status_lines(config, client=None, now=None):
         waiting = count_awaiting(client, names["minutes"], device, sensor)
         yield (f"device {device} sensor {sensor}: newest reading {newest_text}; "
                f"{waiting} awaiting aggregation; newest aggregated hour {hour_text}")
+    for watched in config.get("watch") or [device]:
+        yield watchdog_status_line(client, names["minutes"], watched, now)
+
+
+# --- the watchdog's state (watchdog.py) -------------------------------------------------------
+
+# Attributes of the state item, besides pk, sk: device, phase (watching, silent, resumed,
+# unseen), version (each write adds 1 and is conditional on the one read), silent_since (the
+# last reading before the silence), silent_announced, resumed_at (when the watchdog saw
+# readings again), back_ts (the newest reading then), last_word, outbox (JSON: announcements
+# not yet delivered to every channel), lease_owner and lease_until (the run delivering them).
+WATCHDOG_ATTRIBUTES = ("device", "phase", "version", "silent_since", "silent_announced", "resumed_at",
+                       "back_ts", "last_word", "outbox", "lease_owner", "lease_until", "sensors")
+BATCH_GET_LIMIT = 100  # BatchGetItem's documented maximum of keys
+
+
+def _watchdog_state(item):
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserialize = TypeDeserializer().deserialize
+    state = {name: deserialize(value) for name, value in item.items() if name in WATCHDOG_ATTRIBUTES}
+    state["version"] = int(state.get("version", 0))
+    state["outbox"] = json.loads(state.get("outbox") or "[]")
+    if "sensors" in state:
+        state["sensors"] = list(state["sensors"])
+    return state
+
+
+def load_watchdog_state(client, table, device):
+    """The watchdog's state of `device` as a plain dict (outbox decoded), or None.
+
+    A strongly consistent Query (not GetItem: a device's policy allows Query on its key).
+    """
+    pk, sk = watchdog_key(device)
+    page = call(client.query, table, TableName=table, ConsistentRead=True,
+                KeyConditionExpression="pk = :pk AND sk = :sk",
+                ExpressionAttributeValues={":pk": {"S": pk}, ":sk": {"S": sk}})
+    return _watchdog_state(page["Items"][0]) if page.get("Items") else None
+
+
+def load_watchdog_states(client, table, devices, sleep=time.sleep):
+    """{device: state or None} of many devices: strongly consistent BatchGetItem, 100 keys a
+    request, unprocessed keys asked again with backoff."""
+    states = dict.fromkeys(devices)
+    for start in range(0, len(devices), BATCH_GET_LIMIT):
+        keys = [dict(zip(("pk", "sk"), ({"S": part} for part in watchdog_key(device))))
+                for device in devices[start:start + BATCH_GET_LIMIT]]
+        request, attempt = {table: {"Keys": keys, "ConsistentRead": True}}, 0
+        while request:
+            answer = call(client.batch_get_item, table, RequestItems=request)
+            for item in answer.get("Responses", {}).get(table, []):
+                state = _watchdog_state(item)
+                states[state["device"]] = state
+            request = {name: left for name, left in answer.get("UnprocessedKeys", {}).items() if left.get("Keys")}
+            if request:
+                attempt += 1
+                if attempt > 8:
+                    raise CloudUnreachable("DynamoDB kept watchdog states unprocessed")
+                sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** attempt)))
+    return states
+
+
+def save_watchdog_state(client, table, state, expected_version):
+    """Write the state if nobody wrote it since `expected_version` was read (0: no item yet).
+
+    Returns False when another run got there first (the caller reads again); the new state
+    carries version expected_version + 1.
+    """
+    from boto3.dynamodb.types import TypeSerializer
+    from botocore.exceptions import ClientError
+
+    pk, sk = watchdog_key(state["device"])
+    document = {name: state[name] for name in WATCHDOG_ATTRIBUTES if state.get(name) is not None}
+    document.update(version=expected_version + 1, outbox=json.dumps(state.get("outbox") or [], sort_keys=True))
+    serialize = TypeSerializer().serialize
+    item = {"pk": {"S": pk}, "sk": {"S": sk}, **{name: serialize(value) for name, value in document.items()}}
+    if expected_version:
+        condition = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": number(expected_version)}}
+    else:
+        condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+    try:
+        client.put_item(TableName=table, Item=item, **condition)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise classify(error, table) from None
+    except Exception as error:
+        raise classify(error, table) from None
+    state["version"] = expected_version + 1
+    return True
+
+
+def watchdog_outage(client, table, device):
+    """(silent_since, back_ts) of the silence the watchdog last announced for `device`, as
+    datetimes (back_ts None while it lasts); None when it announced none.
+
+    The Pi asks this before sending messages that waited in its queue: what the watchdog
+    already told (one story per outage) stays quiet.
+    """
+    state = load_watchdog_state(client, table, device)
+    if not state or not state.get("silent_announced") or not state.get("silent_since"):
+        return None
+    back = state.get("back_ts")
+    return (dt.datetime.fromisoformat(state["silent_since"]),
+            dt.datetime.fromisoformat(back) if back and state.get("phase") != "silent" else None)
+
+
+def watchdog_status_line(client, table, device, now):
+    """What the watchdog knows of `device`, one line: its last word, silent or not."""
+    newest = [newest_reading(client, table, device, sensor, now) for sensor in sensors_of(client, table, device)]
+    newest = [item["ts"] for item in newest if item]
+    last_word = f"last word {max(newest)}" if newest else "no reading in the last 72 hours"
+    state = load_watchdog_state(client, table, device)
+    if state is None:
+        return f"watchdog: {device}: {last_word}; nothing recorded (not watched yet, or never silent)"
+    phase = state.get("phase")
+    if phase == "unseen":
+        return f"watchdog: {device}: has never sent a reading"
+    since = state.get("silent_since")
+    if phase == "silent":
+        line = f"watchdog: {device}: SILENT since {since} (announced)"
+    elif phase == "resumed":
+        line = (f"watchdog: {device}: {last_word}; back after a silence from {since}, "
+                "waiting for its buffered readings to tell the cause")
+    else:
+        line = f"watchdog: {device}: {last_word}; not silent" + (
+            f" (last silence {since} to {state.get('back_ts')})" if since else "")
+    pending = len(state.get("outbox") or [])
+    if pending:
+        line += f"; {pending} announcement(s) not yet delivered to every channel"
+    return line
 
 
 # --- IAM policies -------------------------------------------------------------------------------
@@ -696,6 +863,18 @@ def policy_document(config, device, bucket=None, prefix=None, sns_topic_arn=None
             },
         },
         {
+            # the watchdog's state of this device, read-only: the Pi keeps quiet about an
+            # outage the watchdog already told (watchdog_outage)
+            "Sid": "ReadWatchdogState",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Query"],
+            "Resource": table_arns(config["table_prefix"])[:1],
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [watchdog_key(device)[0]]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+        {
             "Sid": "DescribeOwnTables",
             "Effect": "Allow",
             "Action": ["dynamodb:DescribeTable"],
@@ -719,6 +898,38 @@ def policy_document(config, device, bucket=None, prefix=None, sns_topic_arn=None
             "Action": ["sns:Publish"],
             "Resource": [sns_topic_arn],
         })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def watchdog_policy_document(config, sns_topic_arn=None):
+    """The IAM policy of the watchdog: read every device's registry and readings in the
+    minutes table, read and write its own state items; never Scan, never another table."""
+    minutes = table_arns(config["table_prefix"])[:1]
+    statements = [
+        {
+            "Sid": "ReadReadings",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Query"],
+            "Resource": minutes,
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["device#*"]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+        {
+            "Sid": "OwnState",
+            "Effect": "Allow",
+            "Action": ["dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"],
+            "Resource": minutes,
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [watchdog_key("*")[0]]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+    ]
+    if sns_topic_arn:
+        statements.append({"Sid": "PublishAnnouncements", "Effect": "Allow",
+                           "Action": ["sns:Publish"], "Resource": [sns_topic_arn]})
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -753,13 +964,15 @@ def build_parser():
     add_config_flags(policy, POLICY_KEYS)
     policy.add_argument("--admin", action="store_true",
                         help="print the policy of an administrator's create-tables instead")
+    policy.add_argument("--watchdog", action="store_true",
+                        help="print the policy of the watchdog (watchdog.py) instead")
     return parser
 
 
 KEYS_OF = {
     "create-tables": COMMON_KEYS + ("retention_days",),
     "flush": COMMON_KEYS + ("retention_days",),
-    "status": ("device",) + COMMON_KEYS,
+    "status": ("device", "watch") + COMMON_KEYS,
     "policy": POLICY_KEYS,
 }
 
@@ -769,6 +982,9 @@ def main(argv=None):
     if args.command == "policy":  # prints only: no logs, no AWS
         if args.admin:
             document = admin_policy_document(load_config(args, ("table_prefix",)))
+        elif args.watchdog:
+            config = load_config(args, ("table_prefix", "sns_topic_arn"))
+            document = watchdog_policy_document(config, config["sns_topic_arn"])
         else:
             config = load_config(args, POLICY_KEYS)
             document = policy_document(config, config["device"], config["s3_bucket"], config["s3_prefix"],

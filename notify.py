@@ -1,4 +1,4 @@
-"""Outage and restore notifications: the pin's state, a durable queue, Telegram, webhook, SNS.
+"""Outage and restore notifications of the Pi: the pin's state and a durable queue.
 
 The minute job (`read_pin.py`) hands every stored reading to a `Notifier`. It keeps the pin's
 announced state in `BUFFER/notify/state-DEVICE-PIN.json`; a different value must hold for
@@ -17,12 +17,13 @@ have. Each message has a stable id: the SNS FIFO deduplication id and the webhoo
 
     python notify.py list [--buffer-dir DIR]   # queued and simulated notifications, as text
 
-Only the standard library is imported here; boto3 only inside the SNS sender. Secrets (the
-bot token, the webhook URL) are never logged: every error text is passed through `redact`.
+Messages that waited while the watchdog (watchdog.py) announced the device silent are not sent
+(one story per outage): `Notifier(watchdog_outage=...)`, which read_pin.py wires to the
+watchdog's state in DynamoDB. The channels (Telegram, webhook, SNS) are in channels.py and the
+texts in messages.py, which the watchdog shares. Only the standard library is imported here.
 """
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -33,6 +34,9 @@ import uuid
 from pathlib import Path
 
 import filebuffer
+from channels import HTTP_TIMEOUT_SECONDS, channels_from_config
+from channels import KEYS as CHANNEL_KEYS
+from messages import clock_text, iso, message_text, parse_iso, time_zone
 from utils import (
     EXIT_OK,
     ArgumentParser,
@@ -45,118 +49,19 @@ from utils import (
 
 log = logging.getLogger("notify")
 
-KEYS = ("notify_after", "telegram_token", "telegram_chat_id", "telegram_api_url",
-        "webhook_url", "sns_topic_arn", "timezone")
+KEYS = ("notify_after",) + CHANNEL_KEYS + ("timezone",)
 FORMAT_VERSION = 1
 NOTIFY_DIR = "notify"
 SUFFIX = ".json"
 SEND_BUDGET_SECONDS = 15.0     # what a minute job spends sending after its flush, at most
-HTTP_TIMEOUT_SECONDS = 5.0     # one request (connect + answer)
-LATE_AFTER = dt.timedelta(minutes=2)
 BACKOFF_FIRST_SECONDS = 30     # transient failures: 30 s, 1, 2, 4, then every 5 min
 BACKOFF_MAX_SECONDS = 300
 REJECTED_RETRY_SECONDS = 600   # a 4xx (bad token, unknown chat) is retried every 10 min...
 MAX_REJECTIONS = 6             # ...and after 6 rejections that channel gives the message up
 LOCK_WAIT_SECONDS = 3.0
 STALE_TEMP_SECONDS = 120
-USER_AGENT = "blackout-monitor"
 ID_NAMESPACE = uuid.UUID("5f0e4b8e-6a43-4c1e-9b1e-2f4f2a7c9d10")
 STATES = {0: "off", 1: "on"}
-
-
-# --- secrets --------------------------------------------------------------------------------
-
-def redact(text, secrets):
-    """`text` with every secret (and a bot token's secret half) replaced by '***'."""
-    text = str(text)
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _one_line(text, limit=300):
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# --- times and texts ------------------------------------------------------------------------
-
-def _zone(timezone):
-    if not timezone:
-        return None
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(timezone)
-
-
-def _iso(ts):
-    return ts.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def _parse_iso(text):
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} has no offset")
-    return value.astimezone(dt.timezone.utc)
-
-
-def clock_text(ts, zone=None, reference=None):
-    """'22:30 UTC' (or '22:30' in the configured zone); with the date unless it is `reference`'s."""
-    local = ts.astimezone(zone or dt.timezone.utc)
-    same_day = reference is not None and reference.astimezone(zone or dt.timezone.utc).date() == local.date()
-    text = local.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M")
-    return text if zone else text + " UTC"
-
-
-def duration_text(minutes):
-    """'45 min', '3 h 0 min', '2 d 1 h 5 min'."""
-    days, rest = divmod(int(minutes), 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h {mins} min"
-    if hours:
-        return f"{hours} h {mins} min"
-    return f"{mins} min"
-
-
-def where_text(device, sensor):
-    return f"device {device}, pin {sensor}" if str(sensor).isdigit() else f"device {device}, sensor {sensor}"
-
-
-def message_text(message, zone=None, sent_at=None):
-    """The human text of a queued notification, marked late when sent long after it was queued.
-
-    Power OFF at 22:30 UTC (device alex_rpi, pin 4)
-    Power back at 01:30 UTC after 3 h 0 min (device alex_rpi, pin 4) — sent 02:10 UTC, the link was down
-    """
-    at = _parse_iso(message["at"])
-    where = where_text(message["device"], message["sensor"])
-    when = clock_text(at, zone, sent_at)
-    if message.get("kind") == "test":
-        return f"Test message from blackout-monitor ({where}) at {when}: notifications work."
-    if message["state"] == "off":
-        text = f"Power OFF at {when} ({where})"
-    elif message.get("duration_minutes") is not None:
-        text = f"Power back at {when} after {duration_text(message['duration_minutes'])} ({where})"
-    else:
-        text = f"Power back at {when} ({where})"
-    if sent_at is not None and sent_at - _parse_iso(message["queued_at"]) > LATE_AFTER:
-        text += f" — sent {clock_text(sent_at, zone, at)}, the link was down"
-    return text
-
-
-def webhook_document(message, text):
-    """The JSON body POSTed to the webhook."""
-    return {
-        "id": message["id"],
-        "device": message["device"],
-        "sensor": message["sensor"],
-        "state": message["state"],
-        "at": message["at"],
-        "previous_state": message.get("previous_state"),
-        "duration_minutes": message.get("duration_minutes"),
-        "text": text,
-    }
 
 
 # --- the pin's state (pure) -----------------------------------------------------------------
@@ -166,7 +71,7 @@ def new_state(device, sensor, value, ts):
     return {
         "format": FORMAT_VERSION, "device": device, "sensor": sensor,
         "epoch": uuid.uuid4().hex, "seq": 0,
-        "state": value, "since": _iso(ts), "since_known": False, "last_ts": _iso(ts),
+        "state": value, "since": iso(ts), "since_known": False, "last_ts": iso(ts),
         "candidate": None,
     }
 
@@ -179,7 +84,7 @@ def advance(state, value, ts, notify_after):
     The announced state's value again ends the candidate: a shorter flap says nothing.
     """
     state = dict(state)
-    state["last_ts"] = _iso(ts)
+    state["last_ts"] = iso(ts)
     if value == state["state"]:
         state["candidate"] = None
         return state, None
@@ -187,14 +92,14 @@ def advance(state, value, ts, notify_after):
     if candidate and candidate["value"] == value:
         candidate = dict(candidate, count=candidate["count"] + 1)
     else:
-        candidate = {"value": value, "since": _iso(ts), "count": 1}
+        candidate = {"value": value, "since": iso(ts), "count": 1}
     if candidate["count"] < notify_after:
         state["candidate"] = candidate
         return state, None
-    at = _parse_iso(candidate["since"])
+    at = parse_iso(candidate["since"])
     duration = None
     if state.get("since_known"):
-        duration = max(0, round((at - _parse_iso(state["since"])).total_seconds() / 60))
+        duration = max(0, round((at - parse_iso(state["since"])).total_seconds() / 60))
     seq = state["seq"] + 1
     message = {
         "format": FORMAT_VERSION,
@@ -207,7 +112,7 @@ def advance(state, value, ts, notify_after):
         "previous_state": STATES[state["state"]],
         "previous_since": state["since"] if state.get("since_known") else None,
         "duration_minutes": duration,
-        "queued_at": _iso(ts),
+        "queued_at": iso(ts),
         "delivered": {},
         "rejections": {},
         "gave_up": {},
@@ -227,7 +132,7 @@ def _state_path(directory, device, sensor):
 
 
 def _message_name(message):
-    at = _parse_iso(message["at"])
+    at = parse_iso(message["at"])
     return f"{at:%Y%m%dT%H%M%S.%fZ}-{message['device']}-{message['sensor']}-{message['id']}{SUFFIX}"
 
 
@@ -271,7 +176,7 @@ def load_state(directory, device, sensor):
         state = _read_json(path)
         if state.get("format") != FORMAT_VERSION or state.get("state") not in (0, 1):
             raise ValueError("not a pin state")
-        _parse_iso(state["since"]), _parse_iso(state["last_ts"])
+        parse_iso(state["since"]), parse_iso(state["last_ts"])
         int(state["seq"]), str(state["epoch"])
         return state
     except FileNotFoundError:
@@ -286,7 +191,7 @@ def _load_message(path):
     for name in ("id", "device", "sensor", "state", "at", "queued_at"):
         if not isinstance(message.get(name), str):
             raise ValueError(f"{name} missing")
-    _parse_iso(message["at"]), _parse_iso(message["queued_at"])
+    parse_iso(message["at"]), parse_iso(message["queued_at"])
     for name in ("delivered", "rejections", "gave_up"):
         if not isinstance(message.setdefault(name, {}), dict):
             raise ValueError(f"{name} is not an object")
@@ -307,199 +212,6 @@ def _lock(path, wait=0.0):
     """An exclusive flock on `path`; yields False when it can't be had within `wait` seconds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return filebuffer.flock(path, wait)
-
-
-# --- channels -------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Outcome:
-    ok: bool
-    detail: str                    # one line, secrets removed
-    rejected: bool = False         # a 4xx: the channel refused it (configuration), not the link
-    retry_after: float = None      # seconds the channel asked us to wait
-
-
-TRANSIENT_STATUSES = {408, 425, 429}
-
-
-def _http_outcome(status, detail, retry_after=None, hint=""):
-    if 200 <= status < 300:
-        return Outcome(True, detail)
-    transient = status in TRANSIENT_STATUSES or status >= 500
-    text = f"HTTP {status}" + (f": {detail}" if detail else "") + (f" ({hint})" if hint and not transient else "")
-    return Outcome(False, text, rejected=not transient, retry_after=retry_after)
-
-
-def _post_json(url, document, headers, timeout):
-    """POST JSON without following redirects; (status, headers, body bytes). Network errors raise."""
-    import urllib.error
-    import urllib.request
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None  # a redirected POST would become a GET: report the 3xx instead
-
-    request = urllib.request.Request(
-        url, data=json.dumps(document).encode("utf-8"), method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
-    )
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return response.status, response.headers, response.read(65536)
-    except urllib.error.HTTPError as error:
-        with contextlib.suppress(Exception):
-            return error.code, error.headers, error.read(65536)
-        return error.code, error.headers, b""
-
-
-def _network_failure(error, secrets):
-    reason = getattr(error, "reason", None) or error
-    return Outcome(False, _one_line(redact(f"{type(reason).__name__}: {reason}", secrets)))
-
-
-def _retry_after_header(headers):
-    with contextlib.suppress(TypeError, ValueError, AttributeError):
-        return float(headers.get("Retry-After"))
-    return None
-
-
-class Telegram:
-    """A bot's sendMessage to one chat. The token is part of the URL: never shown."""
-
-    name = "telegram"
-
-    def __init__(self, token, chat_id, api_url):
-        self.token, self.chat_id, self.api_url = token, chat_id, api_url.rstrip("/")
-        self.secrets = (token, token.split(":", 1)[-1])
-
-    def send(self, message, text, timeout):
-        url = f"{self.api_url}/bot{self.token}/sendMessage"
-        document = {"chat_id": self.chat_id, "text": text, "disable_web_page_preview": True}
-        try:
-            status, headers, body = _post_json(url, document, {}, timeout)
-        except Exception as error:  # URLError, timeouts, resets, bad URLs: all say the link
-            return _network_failure(error, self.secrets)
-        try:
-            answer = json.loads(body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            answer = {}
-        answer = answer if isinstance(answer, dict) else {}
-        description = _one_line(redact(answer.get("description", ""), self.secrets), 200)
-        retry_after = (answer.get("parameters") or {}).get("retry_after") if status == 429 else None
-        if not isinstance(retry_after, (int, float)):
-            retry_after = _retry_after_header(headers) if status == 429 else None
-        if 200 <= status < 300 and answer.get("ok") is False:
-            return Outcome(False, f"Telegram answered not ok: {description}", rejected=True)
-        hint = {401: "check telegram_token", 404: "check telegram_token and telegram_api_url",
-                400: "check telegram_chat_id; the chat must have written to the bot first",
-                403: "the bot was blocked or removed from the chat"}.get(status, "")
-        detail = "sent" if 200 <= status < 300 else description
-        return _http_outcome(status, detail, retry_after, hint)
-
-
-class Webhook:
-    """POST of a small JSON document, with the message id as Idempotency-Key."""
-
-    name = "webhook"
-
-    def __init__(self, url):
-        import base64
-        from urllib.parse import unquote, urlsplit, urlunsplit
-
-        parts = urlsplit(url)
-        userinfo, _, host = parts.netloc.rpartition("@")
-        # the path, query and credentials of a webhook URL are often its secret
-        self.secrets = (url, parts.path if len(parts.path) > 1 else "", parts.query, userinfo)
-        # urllib takes user:password@ for part of the host name: send it as Basic auth instead
-        self.url = urlunsplit(parts._replace(netloc=host)) if userinfo else url
-        self.auth = {}
-        if userinfo:
-            user, _, password = userinfo.partition(":")
-            token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
-            self.auth = {"Authorization": f"Basic {token}"}
-            self.secrets += (token,)
-
-    def send(self, message, text, timeout):
-        headers = {"Idempotency-Key": message["id"], **self.auth}
-        try:
-            status, headers, body = _post_json(self.url, webhook_document(message, text), headers, timeout)
-        except Exception as error:
-            return _network_failure(error, self.secrets)
-        reason = "sent" if 200 <= status < 300 else _one_line(redact(body.decode("utf-8", "replace"), self.secrets), 120)
-        return _http_outcome(status, reason, _retry_after_header(headers) if status in (429, 503) else None,
-                             "check webhook_url")
-
-
-class Sns:
-    """AWS SNS Publish; on a FIFO topic with the message id as MessageDeduplicationId."""
-
-    name = "sns"
-    THROTTLED = {"Throttling", "ThrottlingException", "ThrottledException", "KMSThrottling",
-                 "InternalError", "InternalFailure", "ServiceUnavailable"}
-
-    def __init__(self, topic_arn):
-        self.topic_arn = topic_arn
-        self.region = topic_arn.split(":")[3]
-        self.fifo = topic_arn.endswith(".fifo")
-        self.secrets = ()
-        self._client = None
-
-    def send(self, message, text, timeout):
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            NoCredentialsError,
-            PartialCredentialsError,
-        )
-
-        import dynamo
-
-        state = message["state"].upper() if message.get("kind") != "test" else "test"
-        subject = f"blackout-monitor: power {state} ({message['device']}, {message['sensor']})"
-        kwargs = {
-            "TopicArn": self.topic_arn,
-            "Message": text,
-            "Subject": subject.encode("ascii", "replace").decode()[:100],
-            "MessageAttributes": {
-                name: {"DataType": "String", "StringValue": str(message[name])}
-                for name in ("device", "sensor", "state")
-            },
-        }
-        if self.fifo:
-            kwargs["MessageGroupId"] = f"{message['device']}-{message['sensor']}"
-            kwargs["MessageDeduplicationId"] = message["id"]
-        try:
-            self._client = self._client or dynamo.aws_client("sns", region=self.region, read_timeout=5)
-            answer = self._client.publish(**kwargs)
-        except (NoCredentialsError, PartialCredentialsError):
-            return Outcome(False, "no AWS credentials found", rejected=True)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            text = _one_line(f"{code}: {error.response.get('Error', {}).get('Message', '')}", 200)
-            transient = code in self.THROTTLED or status >= 500 or status == 429
-            return Outcome(False, text, rejected=not transient)
-        except (BotoCoreError, ConfigError) as error:
-            return Outcome(False, _one_line(error, 200))
-        return Outcome(True, f"sent (MessageId {answer.get('MessageId', '?')})")
-
-
-def channels_from_config(config):
-    """The configured channels; ConfigError when Telegram is only half configured."""
-    channels = []
-    token, chat = config.get("telegram_token"), config.get("telegram_chat_id")
-    if token and chat is None:
-        raise ConfigError("telegram_token is set but telegram_chat_id is not: set both (README, Notifications)")
-    if chat is not None and not token:
-        raise ConfigError("telegram_chat_id is set but telegram_token is not: set both (README, Notifications)")
-    if token:
-        channels.append(Telegram(token, chat, config.get("telegram_api_url") or "https://api.telegram.org"))
-    if config.get("webhook_url"):
-        channels.append(Webhook(config["webhook_url"]))
-    if config.get("sns_topic_arn"):
-        channels.append(Sns(config["sns_topic_arn"]))
-    return channels
 
 
 # --- sending the queue ----------------------------------------------------------------------
@@ -544,15 +256,15 @@ def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, cloc
                 _quarantine(path, str(error))
         if not messages:
             return 0
-        messages.sort(key=lambda item: (_parse_iso(item[1]["at"]), item[0].name))
+        messages.sort(key=lambda item: (parse_iso(item[1]["at"]), item[0].name))
         channel_states = _load_channel_states(directory)
         states_before = json.dumps(channel_states, sort_keys=True)
         for channel in channels:
             state = channel_states.get(channel.name, {})
             next_attempt = state.get("next_attempt")
-            if next_attempt and _parse_iso(next_attempt) > clock():
+            if next_attempt and parse_iso(next_attempt) > clock():
                 log.info("notifications via %s wait until %s (backing off)", channel.name,
-                         clock_text(_parse_iso(next_attempt)))
+                         clock_text(parse_iso(next_attempt)))
                 continue
             for path, message in messages:
                 if channel.name in message["delivered"] or channel.name in message["gave_up"]:
@@ -565,7 +277,7 @@ def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, cloc
                 text = message_text(message, zone, sent_at=now)
                 outcome = channel.send(message, text, timeout=min(HTTP_TIMEOUT_SECONDS, left))
                 if outcome.ok:
-                    message["delivered"][channel.name] = _iso(now)
+                    message["delivered"][channel.name] = iso(now)
                     _write_json(queue, path.name, message)
                     channel_states.pop(channel.name, None)
                     state = {}
@@ -592,8 +304,8 @@ def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, cloc
                     log.warning("notification via %s not sent (%s); %d waiting, next attempt in %ds",
                                 channel.name, outcome.detail, waiting, wait)
                 state = {"failures": failures, "last_error": outcome.detail,
-                         "next_attempt": _iso(clock() + dt.timedelta(seconds=wait)),
-                         "failing_since": state.get("failing_since") or _iso(now)}
+                         "next_attempt": iso(clock() + dt.timedelta(seconds=wait)),
+                         "failing_since": state.get("failing_since") or iso(now)}
                 channel_states[channel.name] = state
                 break
         names = {channel.name for channel in channels}
@@ -623,11 +335,12 @@ class Notifier:
     to notify is logged and never costs a reading.
     """
 
-    def __init__(self, config, history=False, clock=utc_now, budget=SEND_BUDGET_SECONDS):
+    def __init__(self, config, history=False, clock=utc_now, budget=SEND_BUDGET_SECONDS, watchdog_outage=None):
         self.config = config
+        self.watchdog_outage = watchdog_outage  # () -> (silent_since, back_ts or None) or None
         self.directory = notify_dir(config["buffer_dir"])
         self.channels = channels_from_config(config)
-        self.zone = _zone(config.get("timezone"))
+        self.zone = time_zone(config.get("timezone"))
         self.notify_after = config.get("notify_after") or 1
         self.history = history
         self.clock = clock
@@ -652,9 +365,9 @@ class Notifier:
         value = reading.values["reading"]
         if state is None:
             return new_state(reading.device, reading.sensor, value, reading.ts), None, True
-        if reading.ts <= _parse_iso(state["last_ts"]):
+        if reading.ts <= parse_iso(state["last_ts"]):
             log.info("notifications: reading at %s is not newer than the last one (%s): state unchanged",
-                     _iso(reading.ts), state["last_ts"])
+                     iso(reading.ts), state["last_ts"])
             return state, None, False
         state, message = advance(state, value, reading.ts, self.notify_after)
         return state, message, True
@@ -672,7 +385,7 @@ class Notifier:
                 state["outbox"] = []
             state, message, changed = self._advance(state, reading)
             if message is not None:
-                message["queued_at"] = _iso(self.clock())
+                message["queued_at"] = iso(self.clock())
                 if self.channels:
                     # the transition and its message are committed together (the outbox), then
                     # queued: a crash in between can neither lose the message nor announce twice
@@ -709,6 +422,42 @@ class Notifier:
             _write_json(self.directory / "simulated", _message_name(message), message)
             self.simulated += 1
 
+    def _quiet_told_outages(self):
+        """One story per outage: power changes that waited in the queue while the watchdog
+        announced the device silent are not sent; the watchdog's 'back' message tells them.
+
+        Asked only while power messages wait undelivered; if the watchdog's state can't be read
+        they are sent as usual (better twice than never).
+        """
+        if self.watchdog_outage is None or not self.channels:
+            return
+        with _lock(self.directory / ".send.lock") as locked:
+            if not locked:
+                return
+            waiting = []
+            for path in _json_files(self.directory / "queue"):
+                with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+                    message = _load_message(path)
+                    if message.get("kind") == "power" and not message["delivered"]:
+                        waiting.append((path, message))
+            if not waiting:
+                return
+            try:
+                outage = self.watchdog_outage()
+            except Exception as error:  # unreachable, no permission, no table: send as usual
+                log.info("notifications: the watchdog's state can't be read (%s); sending as usual", error)
+                return
+            if outage is None:
+                return
+            since, until = outage
+            for path, message in waiting:
+                at = parse_iso(message["at"])
+                if since <= at and (until is None or at <= until):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                    log.info("not sent, the watchdog announced this outage (silent since %s): %s",
+                             iso(since), message_text(message, self.zone))
+
     def finish(self, send=True):
         """Save a history run's states, then send the queue; `send=False` while the link is
         known to be down (minute_job): the messages wait, no channel's backoff grows."""
@@ -721,6 +470,8 @@ class Notifier:
                     log.info("%d notifications of the simulated history written to %s, not sent "
                              "(python notify.py list shows them)", self.simulated, self.directory / "simulated")
             if send:
+                if not self.history:
+                    self._quiet_told_outages()
                 send_queue(self.config["buffer_dir"], self.channels, self.zone, self.budget, self.clock)
         except Exception as error:
             log.warning("notifications: %s: %s", type(error).__name__, error)
@@ -733,14 +484,17 @@ def test_notify(config, out=None, clock=utc_now):
     channels = channels_from_config(config)
     if not channels:
         raise ConfigError("no notification channel configured: set telegram_token and telegram_chat_id, "
-                          "webhook_url or sns_topic_arn (README, Notifications)")
-    zone = _zone(config.get("timezone"))
+                          "webhook_url, sns_topic_arn or apprise_urls (README, Notifications)")
+    import apprise_channel
+
+    apprise_channel.check_channels(channels)  # what only Apprise can tell: exit 2, not a FAILED line
+    zone = time_zone(config.get("timezone"))
     now = clock()
     pin = config.get("pin")
     message = {
         "kind": "test", "id": str(uuid.uuid4()), "device": config["device"],
-        "sensor": str(pin) if pin is not None else "test", "state": "test", "at": _iso(now),
-        "previous_state": None, "duration_minutes": None, "queued_at": _iso(now),
+        "sensor": str(pin) if pin is not None else "test", "state": "test", "at": iso(now),
+        "previous_state": None, "duration_minutes": None, "queued_at": iso(now),
     }
     text = message_text(message, zone)
     out = out or sys.stdout
@@ -775,13 +529,13 @@ def _messages_in(directory):
     for path in _json_files(directory):
         with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
             messages.append(_load_message(path))
-    return sorted(messages, key=lambda message: _parse_iso(message["at"]))
+    return sorted(messages, key=lambda message: parse_iso(message["at"]))
 
 
 def describe(buffer_dir, timezone=None):
     """Text lines of the notifications waiting in the queue and those of simulated history."""
     directory = notify_dir(buffer_dir)
-    zone = _zone(timezone)
+    zone = time_zone(timezone)
     lines = []
     for sub, title in (("simulated", "would have been sent for the simulated history (never sent)"),
                        ("queue", "waiting to be sent"), ("bad", "given up by a channel (notify/bad)")):
@@ -811,27 +565,27 @@ def status_lines(buffer_dir, device=None, now=None):
             state = _read_json(path)
             if device and state.get("device") != device:
                 continue
-            since = clock_text(_parse_iso(state["since"]), None, now)
-            last = clock_text(_parse_iso(state["last_ts"]), None, now)
+            since = clock_text(parse_iso(state["since"]), None, now)
+            last = clock_text(parse_iso(state["last_ts"]), None, now)
             line = (f"device {state['device']} pin {state['sensor']}: power {STATES[state['state']].upper()} "
                     f"{'since' if state.get('since_known') else 'since at least'} {since} (last reading {last})")
             candidate = state.get("candidate")
             if candidate:
                 line += (f"; {STATES[candidate['value']].upper()} for {candidate['count']} reading(s) since "
-                         f"{clock_text(_parse_iso(candidate['since']), None, now)}, not yet announced")
+                         f"{clock_text(parse_iso(candidate['since']), None, now)}, not yet announced")
         except (OSError, ValueError, KeyError, TypeError) as error:
             line = f"pin state {path.name} unreadable: {error}"
         yield line
     waiting = _messages_in(directory / "queue")
     bad = len(_json_files(directory / "bad"))
     if waiting or bad or (directory / "queue").is_dir():
-        oldest = f", oldest from {clock_text(_parse_iso(waiting[0]['at']), None, now)}" if waiting else ""
+        oldest = f", oldest from {clock_text(parse_iso(waiting[0]['at']), None, now)}" if waiting else ""
         yield f"notifications: {len(waiting)} waiting{oldest}; {bad} given up (in {directory / 'bad'})"
     for name, state in sorted(_load_channel_states(directory).items()):
         with contextlib.suppress(KeyError, ValueError, TypeError):
             yield (f"notification channel {name}: failing since "
-                   f"{clock_text(_parse_iso(state['failing_since']), None, now)} ({state['failures']} attempts), "
-                   f"next attempt {clock_text(_parse_iso(state['next_attempt']), None, now)}: {state['last_error']}")
+                   f"{clock_text(parse_iso(state['failing_since']), None, now)} ({state['failures']} attempts), "
+                   f"next attempt {clock_text(parse_iso(state['next_attempt']), None, now)}: {state['last_error']}")
 
 
 # --- CLI: python notify.py list --------------------------------------------------------------

@@ -12,6 +12,7 @@ so a minute starts Python once and makes one flush (one BatchWriteItem) for all 
 
 import sys
 
+import channels
 import minute_job
 import notify
 import read_env
@@ -33,6 +34,15 @@ def build_parser():
     parser.add_argument("--test-notify", action="store_true",
                         help="send one test message to every configured channel (takes no reading)")
     return parser
+
+
+def told_by_watchdog(config):
+    """The silence of this device the watchdog announced (see notify.Notifier), asked once with
+    short timeouts: it is asked only after a flush, while power messages wait to be sent."""
+    import dynamo  # only here: a minute with the link down imports no dynamo (nor botocore)
+
+    client = dynamo.aws_client(read_timeout=2, attempts=1)
+    return dynamo.watchdog_outage(client, dynamo.table_names(config["table_prefix"])["minutes"], config["device"])
 
 
 def pin_reader(config, args):
@@ -58,7 +68,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_config(args, KEYS)
     if args.test_notify:
-        notify.channels_from_config(config)  # configuration errors before the log is set up
+        channels.channels_from_config(config)  # configuration errors before the log is set up
         setup_logging(config["log_dir"], "read_pin")
         return notify.test_notify(config)
     if config["pin"] is None and not args.all_sensors:
@@ -73,7 +83,8 @@ def main(argv=None):
     readers = [] if config["pin"] is None else [pin_reader(config, args)]
     if args.all_sensors and config["bme280"]:
         readers.append(read_env.reader(config, args.simulate))
-    notifier = notify.Notifier(config, history=args.until is not None) if config["pin"] is not None else None
+    notifier = (notify.Notifier(config, history=args.until is not None, watchdog_outage=lambda: told_by_watchdog(config))
+                if config["pin"] is not None else None)
     setup_logging(config["log_dir"], "read_pin")
     return minute_job.run_all(config, args, readers, notifier=notifier)
 

@@ -200,6 +200,38 @@ def _sns_topic_arn(key, value):
     return value
 
 
+APPRISE_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://\S+$")
+APPRISE_SERVICES = "https://github.com/caronc/apprise/wiki"
+
+
+def _apprise_urls(key, value):
+    """A list (TOML, repeated flags) or one string of space-separated URLs (environment).
+
+    Only the form SCHEME://... is checked here: whether Apprise knows the service needs Apprise,
+    which the minute path imports only to send; the first send and --test-notify find that.
+    """
+    if isinstance(value, str):
+        urls = value.split()
+    elif isinstance(value, list):
+        urls = value
+    else:
+        raise ConfigError(f"{key} must be a list of Apprise URLs, not a {type(value).__name__}")
+    checked = []
+    for number, url in enumerate(urls, 1):
+        which = f"URL {number} of {len(urls)}"
+        if not isinstance(url, str):
+            raise ConfigError(f"{key}: {which} is a {type(url).__name__}, not an Apprise URL in quotes")
+        url = url.strip()
+        if not APPRISE_URL_RE.fullmatch(url) or not url.isprintable():
+            scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]{0,31}:", url)
+            start = f"'{scheme.group(0)}…', " if scheme else ""
+            raise ConfigError(f"{key}: {which} ({start}{len(url)} characters) is not an Apprise URL such as "
+                              f"ntfy://TOPIC (services and their URLs: {APPRISE_SERVICES})")
+        if url not in checked:
+            checked.append(url)
+    return tuple(checked)
+
+
 def _timezone(key, value):
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -211,7 +243,29 @@ def _timezone(key, value):
     return value
 
 
+def _devices(key, value):
+    """A list of device names: a TOML array, repeated flags, or one string split at spaces/commas."""
+    names = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        raise ConfigError(f"{key} must name one or more devices, got {shown(value)}")
+    return list(dict.fromkeys(_device(key, name) for name in names))
+
+
+SECRETS_PARAMETER_RE = re.compile(
+    r"^(?:/?[A-Za-z0-9_.\-/]{1,1011}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512})$"
+)
+
+
+def _secrets_parameter(key, value):
+    value = _text(key, value)
+    if not SECRETS_PARAMETER_RE.fullmatch(value):
+        raise ConfigError(f"{key} {shown(value)} is neither an SSM parameter name (/blackout/watchdog) "
+                          "nor a Secrets Manager secret ARN")
+    return value
+
+
 # key -> (validator, default, flag, help). A default of None means "unset".
+# The flags of REPEATABLE keys may be given several times (a list; the environment's is space-separated).
 KEYS = {
     "device": (_device, None, "--device", "device alias (default: this host's name)"),
     "table_prefix": (_table_prefix, "blackout-monitor", "--table-prefix",
@@ -238,8 +292,20 @@ KEYS = {
     "webhook_url": (_http_url(secret=True), None, "--webhook-url",
                     "URL that gets a JSON POST on each power change"),
     "sns_topic_arn": (_sns_topic_arn, None, "--sns-topic-arn", "AWS SNS topic for power changes"),
+    "apprise_urls": (_apprise_urls, None, "--apprise-url",
+                     "one more notification channel, an Apprise URL such as ntfy://TOPIC; repeat "
+                     "for more (replaces apprise_urls of config.toml; better there: flags show in ps)"),
     "timezone": (_timezone, None, "--timezone", "time zone of the times in notifications (default UTC)"),
+    # the watchdog (watchdog.py): its --device is repeatable and fills `watch`
+    "watch": (_devices, None, "--device", "a device to watch (repeatable; default: the device key)"),
+    "silent_after": (_int_in(1, 1440), 5, "--silent-after",
+                     "minutes without a reading before a device is announced silent (default 5)"),
+    # where the watchdog's secret keys (telegram_token, webhook_url, ...) are kept as a JSON object
+    "secrets_parameter": (_secrets_parameter, None, None, None),
 }
+
+
+REPEATABLE = {"apprise_urls"}
 
 
 def add_config_flags(parser, keys):
@@ -247,7 +313,8 @@ def add_config_flags(parser, keys):
     for key in keys:
         _validator, _default, flag, help_text = KEYS[key]
         if flag:
-            parser.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=help_text)
+            parser.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=help_text,
+                                action="append" if key in REPEATABLE else "store")
 
 
 def _read_toml(path):

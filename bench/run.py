@@ -36,11 +36,12 @@ import dynamo  # noqa: E402
 import filebuffer  # noqa: E402
 import mirror  # noqa: E402
 import sensors  # noqa: E402
+import watchdog_bench  # noqa: E402
 
 UTC = dt.timezone.utc
 DEVICE = "bench_rpi"
 START = dt.datetime(2025, 6, 1, tzinfo=UTC)
-SECTIONS = ("flush", "link", "aggregation", "scaling", "minute", "units", "parquet")
+SECTIONS = ("flush", "link", "aggregation", "scaling", "minute", "units", "parquet", "watchdog")
 # DynamoDB on-demand, us-east-1, since the price cut of November 2024 (aws.amazon.com/dynamodb/pricing/on-demand,
 # as quoted by airbyte.com on 2025-07-21): per million request units, and per GB-month stored.
 PRICE_DATE = "2024-11 (us-east-1 on-demand)"
@@ -760,7 +761,9 @@ def main(argv=None):
                            ("minute", lambda: bench_minute_job(endpoint, size)),
                            ("cron", lambda: bench_cron_minute(endpoint, size)),
                            ("units", write_units),
-                           ("parquet", lambda: bench_parquet(size))):
+                           ("parquet", lambda: bench_parquet(size)),
+                           ("watchdog", lambda: watchdog_bench.bench(watchdog_bench.SMOKE if size.get("smoke") else
+                                                                     watchdog_bench.FULL, query_read_units))):
             if args.only and name not in args.only and not (name == "cron" and "minute" in args.only):
                 continue
             started = time.perf_counter()
@@ -774,7 +777,8 @@ def main(argv=None):
             print(json.dumps(steps, indent=1, default=str))
             return 0
         Path(args.output).write_text(report(size, steps["flush"], steps["link"], steps["aggregation"], steps["scaling"],
-                                            steps["minute"], steps["cron"], steps["units"], steps["parquet"]))
+                                            steps["minute"], steps["cron"], steps["units"], steps["parquet"])
+                                     + "\n" + watchdog_bench.section(steps["watchdog"], spread))
         print(f"bench: wrote {args.output}", file=sys.stderr)
     finally:
         server.terminate()

@@ -167,3 +167,13 @@ def server_client(server_env):
         "dynamodb", endpoint_url=server_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
         aws_access_key_id="testing", aws_secret_access_key="testing",
     )
+
+
+@pytest.fixture
+def webhook():
+    """A webhook receiver on 127.0.0.1 that accepts every POST (tests.fakehttp.FakeServer)."""
+    from tests.fakehttp import FakeServer
+
+    server = FakeServer(lambda path: (200, {"received": True}, {}))
+    yield server
+    server.close()

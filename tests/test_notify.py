@@ -11,10 +11,7 @@ import json
 import logging
 import re
 import socket
-import threading
 import uuid
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,6 +19,8 @@ import dynamo
 import notify
 import read_pin
 from filebuffer import Reading
+from messages import duration_text, message_text
+from tests.fakehttp import FakeServer
 from utils import run_cli
 
 UTC = dt.timezone.utc
@@ -34,60 +33,6 @@ T0 = dt.datetime(2025, 6, 21, 22, 0, tzinfo=UTC)
 
 
 # --- fakes ---------------------------------------------------------------------------------
-
-@dataclass
-class Request:
-    path: str
-    headers: dict
-    body: dict
-    status: int
-
-
-class FakeServer:
-    """An HTTP server on 127.0.0.1 that records each POST and answers from a script.
-
-    `script` answers first (status, JSON body, headers), then `answer(path)`. With `down`
-    set it closes each connection without answering, as a dead link would look.
-    """
-
-    def __init__(self, answer):
-        self.requests, self.script, self.down, self.dropped = [], [], False, 0
-        self.answer = answer
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if server.down:
-                    server.dropped += 1
-                    self.close_connection = True
-                    return
-                status, body, headers = server.script.pop(0) if server.script else server.answer(self.path)
-                server.requests.append(Request(self.path, dict(self.headers), json.loads(raw), status))
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def delivered(self):
-        return [request for request in self.requests if 200 <= request.status < 300]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 def telegram_answer(path):
     if path != f"/bot{TOKEN}/sendMessage":
@@ -103,13 +48,6 @@ HTTP_500 = (500, {"error": "internal"}, {})
 @pytest.fixture
 def telegram():
     server = FakeServer(telegram_answer)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def webhook():
-    server = FakeServer(lambda path: (200, {"received": True}, {}))
     yield server
     server.close()
 
@@ -226,15 +164,15 @@ def test_off_then_on_gives_the_outage_duration():
     assert (off["state"], off["previous_state"], off["duration_minutes"]) == ("off", "on", None)
     assert (on["state"], on["previous_state"], on["duration_minutes"]) == ("on", "off", 180)
     assert on["at"].startswith("2025-06-22T01:01:03") and off["id"] != on["id"]
-    assert notify.message_text(off) == "Power OFF at 2025-06-21 22:01 UTC (device alex_rpi, pin 4)"
-    assert (notify.message_text(on, sent_at=T0 + dt.timedelta(hours=3, minutes=1))
+    assert message_text(off) == "Power OFF at 2025-06-21 22:01 UTC (device alex_rpi, pin 4)"
+    assert (message_text(on, sent_at=T0 + dt.timedelta(hours=3, minutes=1))
             == "Power back at 01:01 UTC after 3 h 0 min (device alex_rpi, pin 4)")
 
 
 @pytest.mark.parametrize("minutes, text", [(0, "0 min"), (45, "45 min"), (180, "3 h 0 min"),
                                            (61, "1 h 1 min"), (1505, "1 d 1 h 5 min")])
 def test_duration_text(minutes, text):
-    assert notify.duration_text(minutes) == text
+    assert duration_text(minutes) == text
 
 
 def test_debounce_ignores_flapping_shorter_than_notify_after():

@@ -38,7 +38,7 @@ def statements(document):
 def test_device_policy_structure(env):
     document = policy(env, "--device", "alex_rpi")
     found = statements(document)
-    assert set(found) == {"OwnItemsOnly", "DescribeOwnTables"}  # no bucket configured: no S3
+    assert set(found) == {"OwnItemsOnly", "ReadWatchdogState", "DescribeOwnTables"}  # no bucket: no S3
     items = found["OwnItemsOnly"]
     assert set(items["Action"]) == DEVICE_ACTIONS
     assert items["Condition"] == {
@@ -148,3 +148,35 @@ def test_sns_publish_only_on_the_configured_topic(env):
     found = statements(policy(env, "--device", "alex_rpi", "--sns-topic-arn", topic))
     assert found["PublishPowerChanges"] == {"Sid": "PublishPowerChanges", "Effect": "Allow",
                                             "Action": ["sns:Publish"], "Resource": [topic]}
+
+
+def test_a_device_reads_its_watchdog_state_and_writes_no_watchdog_state():
+    """The watchdog's state items are outside every device's device#NAME#* keys: a Pi can only
+    Query its own (to keep quiet about what the watchdog told), never write it or another's."""
+    found = statements(dynamo.policy_document({"table_prefix": "home"}, "alex_rpi"))
+    own, _ = dynamo.watchdog_key("alex_rpi")
+    (writable,) = found["OwnItemsOnly"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    for device in ("alex_rpi", "bob", "alex_rpi2"):
+        assert not iam_match(writable, dynamo.watchdog_key(device)[0])
+    read = found["ReadWatchdogState"]
+    assert read["Action"] == ["dynamodb:Query"]
+    assert read["Resource"] == ["arn:aws:dynamodb:*:*:table/home-minutes"]
+    assert read["Condition"]["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": [own]}  # no wildcard in it
+    assert read["Condition"]["Null"] == {"dynamodb:LeadingKeys": "false"}
+
+
+def test_watchdog_policy(env):
+    found = statements(policy(env, "--watchdog"))
+    assert set(found) == {"ReadReadings", "OwnState"}
+    readings, state = found["ReadReadings"], found["OwnState"]
+    assert readings["Action"] == ["dynamodb:Query"] and set(state["Action"]) == {"dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"}
+    assert readings["Resource"] == state["Resource"] == ["arn:aws:dynamodb:*:*:table/home-minutes"]
+    (read_pattern,) = readings["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    (state_pattern,) = state["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    ts = __import__("datetime").datetime(2025, 6, 21, 19, 0, tzinfo=__import__("datetime").timezone.utc)
+    assert iam_match(read_pattern, dynamo.minute_key("bob", "4", ts)[0])
+    assert iam_match(read_pattern, dynamo.registry_key("bob", "4")[0])
+    assert iam_match(state_pattern, dynamo.watchdog_key("bob")[0])
+    assert not iam_match(state_pattern, dynamo.minute_key("bob", "4", ts)[0])  # never writes readings
+    topic = "arn:aws:sns:eu-central-1:123456789012:watch"
+    assert statements(policy(env, "--watchdog", "--sns-topic-arn", topic))["PublishAnnouncements"]["Resource"] == [topic]

@@ -1,0 +1,411 @@
+"""The watchdog: says at once when a Pi goes silent, and what happened once it is heard again.
+
+    python watchdog.py [--device NAME ...] [--silent-after MINUTES] [--at ISO8601]
+
+Run it every minute somewhere that stays up: as an AWS Lambda function (`handler`, deployed
+from infra/template.yaml) or from cron on any always-on machine. For each watched device
+(`watch`, default the `device` key) it looks for a reading of any of its sensors newer than
+`silent_after` minutes (the sensors come from the registry the minute jobs write; only Query,
+never Scan). A device without one is announced silent, once. When its readings come back, the
+readings it buffered during the silence tell what happened, announced once:
+
+    power    some pin reading in the silent window was OFF
+    link     pin readings cover the window and all are ON: the internet was down
+    unknown  no readings for the window: the Pi itself was down
+
+(it waits up to `silent_after` minutes after readings resume for the window's readings).
+
+The state of each device is one item in the minutes table (dynamo.watchdog_key), written
+only with conditional writes. An announcement is first recorded in the item's outbox together
+with the decision and a lease of the run that delivers it, then sent with a stable id (the
+webhook's Idempotency-Key, the SNS FIFO deduplication id), then marked delivered. Overlapping
+runs lose the conditional write and leave it alone; a run that crashed between sending and
+recording leaves the lease to expire, and the next run sends again under the same id.
+"""
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import uuid
+
+import dynamo
+from channels import HTTP_TIMEOUT_SECONDS, channels_from_config
+from channels import KEYS as CHANNEL_KEYS
+from messages import back_text, iso, minutes_between, parse_iso, silent_text, time_zone
+from utils import (
+    EXIT_OK,
+    NOT_MAILED,
+    ArgumentParser,
+    ConfigError,
+    JobFailed,
+    add_config_flags,
+    load_config,
+    parse_time,
+    run_cli,
+    setup_logging,
+    utc_now,
+)
+
+log = logging.getLogger("watchdog")
+
+KEYS = ("watch", "silent_after", "table_prefix", "log_dir", "timezone", "secrets_parameter") + CHANNEL_KEYS
+CLOCK_SKEW = dt.timedelta(minutes=2)  # a reading stamped later than this after "now" is no sign of life
+LOOK_BACK = dt.timedelta(hours=72)     # how far back the last reading before a silence is looked for
+LEASE = dt.timedelta(seconds=90)       # a delivering run's hold on an outbox (longer than a run)
+MAX_REJECTIONS = 10                    # runs a channel may refuse (4xx) an announcement before it is given up
+WORKERS = 16                           # devices checked at once (threads sharing one client)
+ID_NAMESPACE = uuid.UUID("0b7e6a52-3c1f-4f7e-a3b5-6d2f0c9e8a41")
+
+
+class SecretsUnavailable(ConfigError):
+    """The secrets parameter can't be read or is not a JSON object of configuration keys."""
+
+
+# --- what the readings say (pure) ---------------------------------------------------------------
+
+def judge(pins, silent_since, back_ts, silent_after):
+    """The verdict on a silent window from the pin readings [(ts, value)] around it.
+
+    `complete` is true when no stretch of the window longer than `silent_after` lacks a pin
+    reading (then the Pi was up throughout); `cause` is power (an OFF reading in the window),
+    link (complete and all ON) or unknown.
+    """
+    inside = sorted((ts, value) for ts, value in pins if silent_since < ts <= back_ts)
+    times = [silent_since] + [ts for ts, _value in inside] + [back_ts]
+    complete = bool(inside) and all(later - earlier <= silent_after for earlier, later in zip(times, times[1:]))
+    offs = [ts for ts, value in inside if value == 0]
+    verdict = {"silent_since": silent_since, "back_ts": back_ts, "complete": complete,
+               "off_minutes": len(offs), "off_from": None, "off_until": None,
+               "cause": "power" if offs else "link" if complete else "unknown"}
+    if offs:
+        ordered = sorted(pins)
+        start = next(index for index, (ts, _value) in enumerate(ordered) if ts == offs[0])
+        while start > 0 and ordered[start - 1][1] == 0:  # the OFF run may have begun before the silence
+            start -= 1
+        verdict["off_from"] = ordered[start][0]
+        verdict["off_until"] = next((ts for ts, value in ordered if ts > offs[-1] and value == 1), None)
+    return verdict
+
+
+def announcement(device, event, silent_since, at, text, verdict=None):
+    """An outbox entry; its id is the same for every run that decides the same event."""
+    message = {
+        "kind": "watchdog", "device": device, "event": event, "at": iso(at), "silent_since": iso(silent_since),
+        "id": str(uuid.uuid5(ID_NAMESPACE, f"{device}/{iso(silent_since)}/{event}")),
+        "text": text, "delivered": {}, "rejections": {}, "gave_up": {},
+    }
+    if verdict is not None:
+        message.update(cause=verdict["cause"], off_minutes=verdict["off_minutes"],
+                       silent_minutes=minutes_between(silent_since, verdict["back_ts"]))
+    return message
+
+
+class Readings:
+    """A device's readings as the decision asks for them; each lookup is a few Query requests
+    and is made at most once per run."""
+
+    def __init__(self, client, table, device, now, silent_after, known_sensors=None):
+        self.client, self.table, self.device = client, table, device
+        self.now, self.silent_after = now, silent_after
+        self._sensors = known_sensors or None  # from the state item: no registry Query while all is well
+        self._registry_read = False
+        self._fresh = self._newest = None
+
+    def sensors(self, from_registry=False):
+        """The device's sensors, pins first (they decide, and a fresh one ends the search)."""
+        if self._sensors is None or (from_registry and not self._registry_read):
+            self._sensors = dynamo.sensors_of(self.client, self.table, self.device)
+            self._registry_read = True
+        return self._sensors
+
+    def _newest_of(self, sensor, start, end):
+        for item in dynamo.minute_range(self.client, self.table, self.device, sensor, start, end,
+                                        newest_first=True, limit=1):
+            return parse_iso(item["ts"])
+        return None
+
+    def fresh(self):
+        """The newest reading newer than silent_after minutes before now (and not stamped
+        beyond the clock skew after it), or None: the device is silent."""
+        if self._fresh is None:
+            self._fresh = (None,)
+            start, end, asked = self.now - self.silent_after, self.now + CLOCK_SKEW, set()
+            for from_registry in (False, True):  # before saying silent, ask the registry for new sensors
+                for sensor in self.sensors(from_registry):
+                    if sensor in asked:
+                        continue
+                    asked.add(sensor)
+                    ts = self._newest_of(sensor, start, end)
+                    if ts is not None and start < ts <= end:
+                        self._fresh = (ts,)
+                        return ts
+        return self._fresh[0]
+
+    def newest(self):
+        """The newest reading stamped no later than now (+ skew), within LOOK_BACK, or None."""
+        if self._newest is None:
+            found = [self._newest_of(sensor, self.now - LOOK_BACK, self.now + CLOCK_SKEW) for sensor in self.sensors()]
+            found = [ts for ts in found if ts is not None and ts <= self.now + CLOCK_SKEW]
+            self._newest = (max(found) if found else None,)
+        return self._newest[0]
+
+    def pins(self, since, until):
+        """[(ts, value)] of every pin sensor from `silent_after` before `since` to `until`."""
+        readings = []
+        for sensor in self.sensors():
+            if sensor.isdigit():
+                readings += [(parse_iso(item["ts"]), item["reading"]) for item in dynamo.minute_range(
+                    self.client, self.table, self.device, sensor, since - self.silent_after, until)
+                    if "reading" in item]
+        return readings
+
+
+def decide(state, readings, now, silent_after, zone=None):
+    """The next state of one device and what to announce: (new state or None, [announcements]).
+
+    None means nothing changed (no write). `state` is the stored item (None at first).
+    """
+    device = readings.device
+    phase = state.get("phase", "watching") if state else "watching"
+    new = dict(state or {"device": device, "outbox": []})
+    if phase in ("watching", "unseen"):
+        fresh = readings.fresh()
+        if fresh is not None:
+            if phase == "unseen":
+                new.update(phase="watching", last_word=iso(fresh))
+                return new, []
+            return None, []
+        newest = readings.newest()
+        if newest is None:
+            if phase == "unseen":
+                return None, []
+            log.warning("device %s has no reading in the last %d hours (never seen?): announced when it "
+                        "has sent one and then goes silent", device, LOOK_BACK.total_seconds() // 3600)
+            new.update(phase="unseen")
+            return new, []
+        text = silent_text(device, newest, now, zone)
+        new.update(phase="silent", silent_since=iso(newest), silent_announced=True, last_word=iso(newest),
+                   resumed_at=None, back_ts=None)
+        return new, [announcement(device, "silent", newest, now, text)]
+    silent_since = parse_iso(state["silent_since"])
+    if phase == "silent":
+        fresh = readings.fresh()
+        if fresh is None:
+            return None, []
+        new.update(phase="resumed", resumed_at=iso(now), back_ts=iso(fresh), last_word=iso(fresh))
+    back_ts, resumed_at = parse_iso(new["back_ts"]), parse_iso(new["resumed_at"])
+    verdict = judge(readings.pins(silent_since, back_ts), silent_since, back_ts, silent_after)
+    if not verdict["complete"] and now < resumed_at + silent_after:
+        return (new, []) if phase == "silent" else (None, [])  # the backlog may still be on its way
+    text = back_text(device, verdict, zone, now)
+    new.update(phase="watching")
+    return new, [announcement(device, "back", silent_since, back_ts, text, verdict)]
+
+
+# --- one run --------------------------------------------------------------------------------------
+
+class Run:
+    """What every device's check shares: the client, the channels, now, and the lease owner."""
+
+    def __init__(self, config, now, client=None):
+        self.client = client or dynamo.aws_client(max_pool_connections=WORKERS)
+        self.table = dynamo.table_names(config["table_prefix"])["minutes"]
+        self.channels = channels_from_config(config)
+        self.zone = time_zone(config.get("timezone"))
+        self.silent_after = dt.timedelta(minutes=config["silent_after"])
+        self.now = now
+        self.owner = uuid.uuid4().hex
+
+    def leased_by_another(self, state):
+        until = state.get("lease_until")
+        return (bool(state.get("outbox")) and until is not None and state.get("lease_owner") != self.owner
+                and parse_iso(until) > self.now)
+
+    def check(self, device, state=None, prefetched=False):
+        """Decide, record, deliver for one device; returns what happened, one word. `state` is
+        the device's state as read in the batch before (`prefetched`), else it is read here."""
+        readings = Readings(self.client, self.table, device, self.now, self.silent_after,
+                            (state or {}).get("sensors"))
+        for attempt in range(3):
+            if attempt or not prefetched:
+                state = dynamo.load_watchdog_state(self.client, self.table, device)
+            version = state["version"] if state else 0
+            if state and self.leased_by_another(state):
+                log.info("%s: another run is delivering its announcements", device)
+                return "busy"
+            new, announced = decide(state, readings, self.now, self.silent_after, self.zone)
+            if new is None and readings.sensors() and (state or {}).get("sensors") != readings.sensors():
+                new = dict(state or {"device": device, "phase": "watching", "outbox": []})
+            if new is not None:
+                new["sensors"] = readings.sensors()  # the next runs ask no registry while all is well
+            if new is None and not (state and state.get("outbox")):
+                return "quiet"
+            new = new or dict(state)
+            new["outbox"] = list(new.get("outbox") or []) + announced
+            holding = bool(new["outbox"]) and bool(self.channels)
+            new.update(lease_owner=self.owner if holding else None,
+                       lease_until=iso(self.now + LEASE) if holding else None)
+            if not self.channels:
+                for message in new["outbox"]:
+                    log.warning("%s (no notification channel configured)", message["text"])
+                new["outbox"] = []
+            if dynamo.save_watchdog_state(self.client, self.table, new, version):
+                break
+            log.info("%s: its state changed under this run; reading it again", device)
+        else:
+            return "busy"
+        for message in announced:
+            log.info("announcing %s", message["text"])
+        if new["outbox"]:
+            self.deliver(new)
+        return announced[-1]["event"] if announced else "delivered" if state and state.get("outbox") else "recorded"
+
+    def deliver(self, state):
+        """Send the outbox to each channel in order, then record what was acknowledged."""
+        for channel in self.channels:
+            for message in state["outbox"]:
+                if channel.name in message["delivered"] or channel.name in message["gave_up"]:
+                    continue
+                outcome = channel.send(message, message["text"], timeout=HTTP_TIMEOUT_SECONDS)
+                if outcome.ok:
+                    message["delivered"][channel.name] = iso(self.now)
+                    log.info("sent via %s: %s", channel.name, message["text"])
+                    continue
+                if outcome.rejected:
+                    count = message["rejections"].get(channel.name, 0) + 1
+                    message["rejections"][channel.name] = count
+                    if count >= MAX_REJECTIONS:
+                        message["gave_up"][channel.name] = outcome.detail
+                    log.error("%s refused the announcement (%s), %d of %d times: %s", channel.name,
+                              outcome.detail, count, MAX_REJECTIONS, message["text"])
+                else:
+                    log.warning("announcement via %s not sent (%s); the next run tries again: %s",
+                                channel.name, outcome.detail, message["text"], extra=NOT_MAILED)
+                break  # later announcements must not overtake this one on this channel
+        names = {channel.name for channel in self.channels}
+        state["outbox"] = [message for message in state["outbox"]
+                           if not names <= set(message["delivered"]) | set(message["gave_up"])]
+        state.update(lease_owner=None, lease_until=None)
+        if not dynamo.save_watchdog_state(self.client, self.table, state, state["version"]):
+            log.warning("%s: state changed while this run delivered (lease expired?)", state["device"])
+
+
+def run(config, now, client=None):
+    """Check every watched device; returns {device: what happened}. Raises JobFailed when
+    DynamoDB could not be read for some device (the others were still checked)."""
+    checker = Run(config, now, client)
+    devices = config["watch"]
+    outcomes, failures = {}, []
+    try:  # every device's state in a few requests (100 a request) rather than one each
+        states = dynamo.load_watchdog_states(checker.client, checker.table, devices)
+    except dynamo.CloudUnreachable as error:
+        raise JobFailed(f"DynamoDB unreachable: {error}") from None
+
+    def check(device):
+        try:
+            return device, checker.check(device, states[device], prefetched=True)
+        except dynamo.CloudUnreachable as error:
+            return device, error
+        except JobFailed as error:
+            return device, error
+
+    if len(devices) == 1:
+        results = [check(devices[0])]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(devices))) as pool:
+            results = list(pool.map(check, devices))
+    for device, outcome in results:
+        if isinstance(outcome, Exception):
+            failures.append(f"{device}: {outcome}")
+        else:
+            outcomes[device] = outcome
+    if failures:
+        raise JobFailed(f"{len(failures)} of {len(devices)} devices not checked: {failures[0]}")
+    return outcomes
+
+
+# --- configuration: flags, environment, secrets ---------------------------------------------------
+
+def secret_environment(name):
+    """BLACKOUT_* variables from the JSON object kept in an SSM parameter (SecureString) or,
+    for an ARN, a Secrets Manager secret: the channels' secrets never sit in the template."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        if name.startswith("arn:"):
+            client = dynamo.aws_client("secretsmanager", region=name.split(":")[3])
+            text = client.get_secret_value(SecretId=name)["SecretString"]
+        else:
+            text = dynamo.aws_client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        raise SecretsUnavailable(f"secrets_parameter {name}: {code}") from None
+    except BotoCoreError as error:
+        raise JobFailed(f"secrets_parameter {name} can't be read: {error}") from None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise SecretsUnavailable(f"secrets_parameter {name} is not a JSON object of configuration keys")
+    unknown = sorted(set(document) - set(CHANNEL_KEYS))
+    if unknown:
+        raise SecretsUnavailable(f"secrets_parameter {name} holds {unknown[0]!r}: only {', '.join(CHANNEL_KEYS)}")
+    # a list (apprise_urls) becomes the environment's space-separated form
+    return {f"BLACKOUT_{key.upper()}": " ".join(map(str, value)) if isinstance(value, list) else str(value)
+            for key, value in document.items()}
+
+
+def load_watchdog_config(args=None, environ=None):
+    """The watchdog's configuration: `watch` defaults to the `device` key; secrets merged in."""
+    environ = dict(os.environ if environ is None else environ)
+    config = load_config(args, KEYS, environ)
+    if config["secrets_parameter"]:
+        # the real environment still wins, so a variable can override a stored secret
+        config = load_config(args, KEYS, {**secret_environment(config["secrets_parameter"]), **environ})
+    if config["watch"] is None:
+        config["watch"] = [load_config(args, ("device",), environ)["device"]]
+    return config
+
+
+def build_parser():
+    parser = ArgumentParser(prog="watchdog.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", dest="watch", action="append", metavar="NAME",
+                        help="a device to watch (repeatable; default: the watch key, else the device key)")
+    add_config_flags(parser, ("silent_after", "table_prefix", "log_dir", "timezone") + CHANNEL_KEYS)
+    parser.add_argument("--at", metavar="ISO8601", help="check as of this time (UTC without offset), for replays")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    config = load_watchdog_config(args)
+    now = parse_time(args.at) if args.at is not None else utc_now()
+    setup_logging(config["log_dir"], "watchdog")
+    outcomes = run(config, now)
+    log.info("checked %d devices: %s", len(outcomes),
+             ", ".join(f"{device} {outcome}" for device, outcome in sorted(outcomes.items())))
+    return EXIT_OK
+
+
+def handler(event, context):
+    """AWS Lambda entry point (EventBridge schedule): the same check, configured by BLACKOUT_*
+    variables and the secrets parameter. An event may carry "at" (ISO 8601) for a replay.
+    Errors are raised, so Lambda retries and finally hands the event to the failure destination."""
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    config = load_watchdog_config()
+    at = event.get("at") if isinstance(event, dict) else None
+    now = parse_time(at) if at else utc_now()
+    outcomes = run(config, now)
+    log.info("checked %d devices", len(outcomes))
+    return {"checked": len(outcomes), "at": iso(now),
+            "announced": sorted(device for device, outcome in outcomes.items() if outcome in ("silent", "back"))}
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
