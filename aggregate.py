@@ -5,10 +5,17 @@
     python aggregate.py --device alex_rpi --export-from 2025-06-01 --export-to 2025-06-30
     python aggregate.py --device alex_rpi --rebuild --from 2025-06-01 --to 2025-06-30
 
+    python aggregate.py --device alex_rpi --rebuild-days --from 2025-03-01 --to 2025-06-30
+
 Work is found through the sparse status-index (one paginated query per sensor, never a
 Scan); each touched hour is recomputed from all of its minute items and each touched day from
 its hours, so reruns and late readings converge on the same items. Then the consumed items
 lose `pk_status`, in batches of 25.
+
+Hours are UTC hours; a day is the user's calendar day in `timezone` (23, 24 or 25 hours).
+In a zone whose offset is not whole hours (+05:30, +05:45) a day begins and ends inside a UTC
+hour: those edge pieces are computed from their minutes. `--rebuild-days` recomputes the days
+of a range of local dates after `timezone` changed.
 """
 
 import datetime as dt
@@ -20,7 +27,7 @@ from dataclasses import dataclass, field
 import aggregation
 import dynamo
 import filebuffer
-from aggregation import DAY, HOUR, ON, OFF
+from aggregation import DAY, HOUR, MINUTE, ON, OFF
 from utils import (
     EXIT_OK,
     ArgumentParser,
@@ -32,11 +39,12 @@ from utils import (
     run_cli,
     setup_logging,
     utc_now,
+    zone as make_zone,
 )
 
 log = logging.getLogger("aggregate")
 
-KEYS = ("device", "table_prefix", "buffer_dir", "log_dir", "s3_bucket", "s3_prefix", "parquet_dir")
+KEYS = ("device", "table_prefix", "buffer_dir", "log_dir", "s3_bucket", "s3_prefix", "parquet_dir", "timezone")
 LOCK_NAME = ".aggregate.lock"
 MIRROR_PENDING = ".mirror-pending.json"
 # An OFF run is followed this far from new readings, back and forward, to measure it whole;
@@ -59,7 +67,7 @@ class AggregateResult:
     hours: int = 0  # hours items written
     days: int = 0  # days items written
     consumed: int = 0  # minute and hour items that left status-index
-    touched: dict = field(default_factory=dict)  # sensor -> {date} whose partitions changed
+    touched: dict = field(default_factory=dict)  # sensor -> {UTC date} whose partitions changed
 
 
 def hour_of(ts):
@@ -73,9 +81,12 @@ def day_of(ts):
 class SensorHistory:
     """One sensor's minute items and hour statistics, each partition read at most once."""
 
-    def __init__(self, client, tables, device, sensor):
+    def __init__(self, client, tables, device, sensor, zone=None):
         self.client, self.tables, self.device, self.sensor = client, tables, device, sensor
+        self.zone = zone or make_zone()
         self.pin = aggregation.is_pin(sensor)
+        # Trust days items to tell which UTC days hold hours; not while they may be another zone's.
+        self.days_items_current = True
         self.new_hours = set()  # hours with minute items waiting in status-index
         self.computed = {}  # hour -> statistics computed in this run
         self._minutes = {}  # hour -> [raw minute items] in minute order
@@ -122,12 +133,19 @@ class SensorHistory:
         return {hour: stats for hour, stats in stored.items() if stats.get("count")}
 
     def days_with_items(self, month):
-        """{day: statistics} of the month's days items."""
+        """{local date: statistics} of the days items of a local month (a date on its 1st)."""
         if month not in self._days:
             pk, _sk = dynamo.day_key(self.device, self.sensor, month)
-            self._days[month] = {dynamo.period_start(stats["pk"], stats["sk"]): stats
+            self._days[month] = {dynamo.period_start(stats["pk"], stats["sk"]).date(): stats
                                  for stats in map(dynamo.plain, self._query(self.tables["days"], pk))}
         return self._days[month]
+
+    def stored_day(self, day):
+        return self.days_with_items(day.replace(day=1)).get(day)
+
+    def hour_stats(self, hour):
+        """Statistics of a whole hour with readings (this run's, else stored), or None."""
+        return self.hours_of_day(day_of(hour)).get(hour)
 
     def stored_hour(self, hour):
         self.hours_of_day(day_of(hour))
@@ -143,8 +161,9 @@ class SensorHistory:
         if hour in self.new_hours:
             return True
         day = day_of(hour)
-        known = (day in self.new_days or day in self.new_hour_days
-                 or day in self.days_with_items(day.replace(day=1)))
+        known = (not self.days_items_current or day in self.new_days or day in self.new_hour_days
+                 or any(local in self.days_with_items(local.replace(day=1))  # the local days it overlaps
+                        for local in aggregation.local_dates(day, day + DAY, self.zone)))
         return known and hour in self.hours_of_day(day)
 
     def walk(self, hour, step, bound):
@@ -235,25 +254,98 @@ def hour_statistics(history, hours, now, runs_of):
     return results
 
 
-def new_hours(client, table, device, sensor):
-    """The hours (or days) holding items of the sensor in status-index: one paginated query."""
+def new_items(client, table, device, sensor):
+    """(pk, sk) of the sensor's items in status-index: one paginated query."""
     items = dynamo.query_all(client, TableName=table, IndexName=dynamo.INDEX_NAME,
                              KeyConditionExpression="pk_status = :s",
                              ExpressionAttributeValues={":s": {"S": dynamo.status_key(device, sensor)}})
-    return {item["pk"]["S"] for item in items}
+    return {(item["pk"]["S"], item["sk"]["S"]) for item in items}
 
 
-def aggregate_sensor(client, tables, device, sensor, now, result, rebuild=()):
+# --- the user's day: a local calendar day made of whole UTC hours and, in a :30 or :45 zone,
+# the pieces of the two UTC hours it shares with the days before and after -------------------
+
+def owner_day(history, hour):
+    """The local day that holds the hour's last minute: its item is written and consumed with it."""
+    return (hour + HOUR - MINUTE).astimezone(history.zone).date()
+
+
+def value_before(history, minute):
+    """The value of the last reading before `minute`: earlier in its hour, else as far back
+    as an hour's first reading looks (history.previous_value)."""
+    hour = hour_of(minute)
+    earlier = [value for reading_minute, value in history.readings(hour) if reading_minute < minute]
+    return earlier[-1] if earlier else history.previous_value(hour)
+
+
+def runs_through(history, hour, now_hour):
+    """The OFF runs of the readings around `hour`, each measured whole."""
+    load_window(history, hour, now_hour)
+    return pin_runs(history, set(history._minutes)).get(hour, ())
+
+
+def edge_stats(history, hour, low, high, now):
+    """Statistics of [low, high), the piece of a UTC hour that lies in a local day."""
+    readings = [reading for reading in history.readings(hour) if low <= reading[0] < high]
+    if not readings:
+        return None
+    if not history.pin:
+        return aggregation.env_stats(readings, low, high, now)
+    # as for an hour: an ON first reading starts no outage whatever came before it
+    previous = value_before(history, readings[0][0]) if readings[0][1] == OFF else None
+    return aggregation.pin_stats(readings, low, high, now, previous, runs_through(history, hour, hour_of(now)))
+
+
+def local_day_stats(history, day, now):
+    """Attributes of the days item of local date `day` (tz, start, statistics); None without readings."""
+    start, end = aggregation.day_window(day, history.zone)
+    parts = []
+    hour = hour_of(start)
+    while hour < end:
+        low, high = max(hour, start), min(hour + HOUR, end)
+        if high - low == HOUR:
+            stats = history.hour_stats(hour)
+            if stats:
+                parts.append(stats)
+        elif history.has_readings(hour):
+            stats = edge_stats(history, hour, low, high, now)
+            if stats:
+                parts.append(stats)
+        hour += HOUR
+    if not parts:
+        return None
+    return {**dynamo.day_attributes(start, history.zone),
+            **aggregation.day_stats(history.sensor, parts, start, end, now)}
+
+
+def owned_hour_items(history, day, rewritten):
+    """The hours items the local day consumes (its whole hours and its start's edge hour),
+    this run's as written, else stored ones still marked new (left by a crash)."""
+    start, end = aggregation.day_window(day, history.zone)
+    items, hour = [], hour_of(start)
+    while hour + HOUR <= end:
+        if hour in rewritten:
+            items.append(dynamo.consumed(rewritten[hour]))
+        else:
+            history.hours_of_day(day_of(hour))
+            stored = history._hours[day_of(hour)].get(hour)
+            if stored and "pk_status" in stored:
+                items.append(dynamo.consumed(dynamo.attribute_values(stored)))
+        hour += HOUR
+    return items
+
+
+def aggregate_sensor(client, tables, device, sensor, now, result, zone=None, rebuild=()):
     """Recompute what the sensor's new items touch, and the hours of `rebuild` that hold minutes."""
-    history = SensorHistory(client, tables, device, sensor)
-    for pk in new_hours(client, tables["minutes"], device, sensor):
-        history.new_hours.add(dynamo.parse_partition(pk)[2])
+    history = SensorHistory(client, tables, device, sensor, zone)
+    history.new_hours = {dynamo.parse_partition(pk)[2]
+                         for pk, _sk in new_items(client, tables["minutes"], device, sensor)}
     # A rebuilt hour is recomputed as if its minutes were new (one query per hour of the range).
     history.new_hours.update(hour for hour in rebuild if history.minute_items(hour))
-    new_days = {dynamo.parse_partition(pk)[2] for pk in new_hours(client, tables["hours"], device, sensor)}
-    history.new_days = new_days
+    new_hour_items = {dynamo.period_start(pk, sk) for pk, sk in new_items(client, tables["hours"], device, sensor)}
+    history.new_days = {day_of(hour) for hour in new_hour_items}
     history.new_hour_days = {day_of(hour) for hour in history.new_hours}
-    if not history.new_hours and not new_days:
+    if not history.new_hours and not new_hour_items:
         return
     now_hour = hour_of(now)
     recompute = set(history.new_hours)
@@ -263,23 +355,26 @@ def aggregate_sensor(client, tables, device, sensor, now, result, rebuild=()):
         for hour in sorted(recompute):
             load_window(history, hour, now_hour)
     runs_of = pin_runs(history, set(history._minutes)) if history.pin else {}
-    days = sorted({day_of(hour) for hour in recompute} | new_days)
+    days = sorted({day for hour in recompute | new_hour_items
+                   for day in aggregation.local_dates(hour, hour + HOUR, history.zone)})
     total, done = len(recompute), 0
     for day in days:
-        hours = sorted(hour for hour in recompute if day_of(hour) == day)
+        # Each hour is written with the local day holding its last minute: whole-hour zones write
+        # a day and its hours in one batch, as before.
+        hours = sorted(hour for hour in recompute if owner_day(history, hour) == day)
         computed = hour_statistics(history, hours, now, runs_of)
         history.computed.update(computed)
         stamp = utc_now()
         # An unchanged item is not rewritten: fewer writes, and the mirror's files stay as they are.
-        hour_items = [dynamo.hour_item(device, sensor, hour, stats, stamp) for hour, stats in computed.items()
-                      if statistics_of(history.stored_hour(hour)) != stats]
-        writes = [(tables["hours"], item) for item in hour_items]
-        day_hours = history.hours_of_day(day)
-        if day_hours:
-            stats = aggregation.day_stats(sensor, day_hours.values(), day, now)
-            if statistics_of(history.days_with_items(day.replace(day=1)).get(day)) != stats:
-                writes.append((tables["days"], dynamo.day_item(device, sensor, day, stats, stamp)))
-                result.days += 1
+        hour_items = {hour: dynamo.hour_item(device, sensor, hour, stats, stamp) for hour, stats in computed.items()
+                      if statistics_of(history.stored_hour(hour)) != stats}
+        writes = [(tables["hours"], item) for item in hour_items.values()]
+        stats = local_day_stats(history, day, now)
+        start, end = aggregation.day_window(day, history.zone)
+        if stats is not None and statistics_of(history.stored_day(day)) != stats:
+            writes.append((tables["days"], dynamo.day_item(device, sensor, day, stats, stamp)))
+            result.days += 1
+            result.touched.setdefault(sensor, set()).add(start.date())
         dynamo.put_all(client, writes)
         result.hours += len(hour_items)
         # Consume only once the hour and day items are stored (a crash before leaves it all new),
@@ -289,12 +384,12 @@ def aggregate_sensor(client, tables, device, sensor, now, result, rebuild=()):
         consume = [(tables["minutes"], dynamo.consumed(item))
                    for hour in hours if hour + HOUR <= settled
                    for item in history.minute_items(hour) if "pk_status" in item]
-        if day + DAY <= settled:
-            consume += [(tables["hours"], dynamo.consumed(item)) for item in hour_items]
-            consume += [(tables["hours"], item) for item in stale_hour_items(history, day, hour_items)]
+        if end <= settled:
+            consume += [(tables["hours"], item) for item in owned_hour_items(history, day, hour_items)]
         result.consumed += dynamo.put_all(client, consume)
-        if writes or day in history.new_hour_days:
-            result.touched.setdefault(sensor, set()).add(day.date())
+        for hour in hours:
+            if hour in hour_items or day_of(hour) in history.new_hour_days:
+                result.touched.setdefault(sensor, set()).add(day_of(hour).date())
         done += len(hours)
         if total > PROGRESS_EVERY_HOURS:
             log.info("sensor %s: %d/%d hours aggregated (up to %s)", sensor, done, total, f"{day:%Y-%m-%d}")
@@ -307,27 +402,51 @@ def statistics_of(stored):
     return {name: value for name, value in stored.items() if name not in ("pk", "sk", "ts", "pk_status")}
 
 
-def stale_hour_items(history, day, rewritten):
-    """Hours items of the day still marked new that this run does not rewrite (left by a crash)."""
-    history.hours_of_day(day)
-    keys = {item["sk"]["S"] for item in rewritten}
-    return [dynamo.consumed(dynamo.attribute_values(stats)) for stats in history._hours[day].values()
-            if "pk_status" in stats and stats["sk"] not in keys]
-
-
 def aggregate(config, device, sensors=None, client=None, now=None, rebuild=None):
     """Aggregate every sensor of `device` (or just `sensors`) that has new items.
 
-    `rebuild` (first date, last date): also recompute every hour and day of those UTC dates
-    from their minutes, whatever is stored (repairs items an older aggregator computed).
+    `rebuild` (first date, last date): also recompute every hour of those UTC dates from their
+    minutes, and the local days they fall in, whatever is stored (repairs items an older
+    aggregator computed).
     """
     client = client or dynamo.aws_client()
     tables = dynamo.table_names(config["table_prefix"])
+    zone = make_zone(config.get("timezone"))
     now = now or utc_now()
     result = AggregateResult()
     hours = [hour for hour in rebuild_hours(*rebuild) if hour <= now] if rebuild else ()
     for sensor in sensors or dynamo.sensors_of(client, tables["minutes"], device):
-        aggregate_sensor(client, tables, device, sensor, now, result, hours)
+        aggregate_sensor(client, tables, device, sensor, now, result, zone, hours)
+    return result
+
+
+def rebuild_days(config, device, first, last, sensors=None, client=None, now=None):
+    """Recompute the days items of local dates `first` to `last` under the configured zone.
+
+    For after `timezone` changed: days are recomputed from the stored hours (and the minutes
+    of their edges), days of another zone with no reading in the new one become empty days.
+    New minutes are left to the hourly run.
+    """
+    client = client or dynamo.aws_client()
+    tables = dynamo.table_names(config["table_prefix"])
+    zone = make_zone(config.get("timezone"))
+    now = now or utc_now()
+    result = AggregateResult()
+    for sensor in sensors or dynamo.sensors_of(client, tables["minutes"], device):
+        history = SensorHistory(client, tables, device, sensor, zone)
+        history.days_items_current = False  # they may be keyed by another zone's dates
+        writes, day = [], first
+        while day <= last:
+            start, end = aggregation.day_window(day, zone)
+            stats, stored = local_day_stats(history, day, now), history.stored_day(day)
+            if stats is None and stored is not None and dynamo.day_zone(stored) != zone.key:
+                stats = {**dynamo.day_attributes(start, zone), **aggregation.day_stats(sensor, [], start, end, now)}
+            if stats is not None and statistics_of(stored) != stats:
+                writes.append((tables["days"], dynamo.day_item(device, sensor, day, stats, utc_now())))
+                result.touched.setdefault(sensor, set()).add(start.date())
+            day += DAY
+        dynamo.put_all(client, writes)
+        result.days += len(writes)
     return result
 
 
@@ -394,8 +513,13 @@ def build_parser():
     parser.add_argument("--export-to", metavar="DATE", help="last date of --export-from (default: today)")
     parser.add_argument("--rebuild", action="store_true",
                         help="recompute the hours and days of --from..--to from their minutes, then aggregate as usual")
-    parser.add_argument("--from", dest="rebuild_from", metavar="DATE", help="first UTC date of --rebuild")
-    parser.add_argument("--to", dest="rebuild_to", metavar="DATE", help="last UTC date of --rebuild (default: today)")
+    parser.add_argument("--rebuild-days", action="store_true",
+                        help="recompute only the days items of --from..--to (local dates) in the current timezone, "
+                             "from the stored hours: after changing timezone")
+    parser.add_argument("--from", dest="rebuild_from", metavar="DATE",
+                        help="first date of --rebuild (UTC) or --rebuild-days (local)")
+    parser.add_argument("--to", dest="rebuild_to", metavar="DATE",
+                        help="last date of --rebuild (default: today) or --rebuild-days")
     return parser
 
 
@@ -415,9 +539,11 @@ def parse_date(text, flag):
 def rebuild_range(args):
     """(first, last) dates of --rebuild, None without it."""
     if not args.rebuild:
-        if args.rebuild_from or args.rebuild_to:
-            raise ConfigError("--from and --to go with --rebuild")
+        if (args.rebuild_from or args.rebuild_to) and not args.rebuild_days:
+            raise ConfigError("--from and --to go with --rebuild or --rebuild-days")
         return None
+    if args.rebuild_days:
+        raise ConfigError("--rebuild recomputes the days of its range too: use one of --rebuild, --rebuild-days")
     if args.export_from:
         raise ConfigError("--rebuild and --export-from go separately")
     if not args.rebuild_from:
@@ -444,6 +570,20 @@ def export_range(config, args, sensors):
     mirror.backfill(config, config["device"], sensors, start, end, client=client)
 
 
+def rebuild_days_range(args):
+    """(first, last) local dates of --rebuild-days, checked."""
+    if not args.rebuild_days:
+        return None  # rebuild_range checks --from and --to without it
+    if args.export_from:
+        raise ConfigError("--rebuild-days and --export-from are separate runs")
+    if not (args.rebuild_from and args.rebuild_to):
+        raise ConfigError("--rebuild-days needs --from DATE and --to DATE")
+    first, last = parse_date(args.rebuild_from, "--from"), parse_date(args.rebuild_to, "--to")
+    if last < first:
+        raise ConfigError(f"--to {last} is before --from {first}")
+    return first, last
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_config(args, KEYS)
@@ -451,6 +591,7 @@ def main(argv=None):
     if args.export_to and not args.export_from:
         raise ConfigError("--export-to needs --export-from")
     rebuild = rebuild_range(args)
+    days_range = rebuild_days_range(args)
     setup_logging(config["log_dir"], "aggregate")
     buffer = filebuffer.Buffer(config["buffer_dir"])
     try:
@@ -459,6 +600,13 @@ def main(argv=None):
                 export_range(config, args, sensors)
                 return EXIT_OK
             client = dynamo.aws_client()
+            if days_range:
+                result = rebuild_days(config, config["device"], *days_range, sensors, client=client)
+                log.info("rebuilt %d days items of %s from %s to %s in %s", result.days, config["device"],
+                         *days_range, make_zone(config.get("timezone")).key)
+                if mirror_configured(config):
+                    mirror_touched(config, config["device"], result.touched, client)
+                return EXIT_OK
             # Consuming re-puts the minute items as they were read; holding the flush lock means
             # no reading of this device (only this Pi's flush writes its keys) can land between
             # that read and the re-put and be overwritten. A reading taken meanwhile waits in the

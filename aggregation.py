@@ -120,16 +120,34 @@ def env_stats(readings, start, end, now):
     return stats
 
 
-def day_stats(sensor, hours, day, now):
-    """Statistics of a day from the statistics of its hours (those with readings).
+def day_window(day, zone):
+    """[start, end) in UTC of the calendar date `day` in `zone`: 23, 24 or 25 hours long.
 
-    Counts add up and means are weighted by count. Each hour compares its first reading with
-    the last reading before it, across empty hours, so the day's outages are its hours' sum;
-    each hour's longest outage is already measured whole, so the day's is their maximum.
+    Where a zone's clocks skip midnight, the day starts at the first local time there is.
+    """
+    start = dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.timezone.utc)
+    end = dt.datetime.combine(day + DAY, dt.time(), tzinfo=zone).astimezone(dt.timezone.utc)
+    return start, end
+
+
+def local_dates(start, end, zone):
+    """The calendar dates in `zone` that the UTC span [start, end) overlaps, in order."""
+    first, last = start.astimezone(zone).date(), (end - MINUTE).astimezone(zone).date()
+    return [first + DAY * n for n in range((last - first).days + 1)]
+
+
+def day_stats(sensor, hours, start, end, now):
+    """Statistics of the day [start, end) from the statistics of its parts with readings.
+
+    The parts are its whole hours and, where the day does not begin or end on a UTC hour
+    (a :30 or :45 zone), the pieces of its edge hours. Counts add up and means are weighted
+    by count. Each part compares its first reading with the last reading before it, across
+    empty hours, so the day's outages are its parts' sum; each part's longest outage is
+    already measured whole, so the day's is their maximum.
     """
     hours = [stats for stats in hours if stats.get("count")]
     count = sum(stats["count"] for stats in hours)
-    expected = max(expected_minutes(day, day + DAY, now), count)  # count: readings ahead of now
+    expected = max(expected_minutes(start, end, now), count)  # count: readings ahead of now
     stats = {"count": count, "expected": expected, "unknown": expected - count}
     if is_pin(sensor):
         on = sum(stats_["on"] for stats_ in hours)

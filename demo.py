@@ -1,11 +1,12 @@
 """`make demo`: the whole pipeline on this machine, with no Pi and no AWS account.
 
 Starts a local DynamoDB+S3 endpoint (moto's server) on 127.0.0.1, creates the tables and a
-bucket, takes two days of simulated readings through the real scripts (with the Pi down
-from 02:00 to 04:30 on the first day, so some minutes are unknown), aggregates them,
-mirrors Parquet to the bucket and to demo-output/parquet, runs the notebook headless to PNG
-plots, and shows what the simulated outages would have notified. Everything it writes goes
-to demo-output/; it stops the endpoint it started.
+bucket, takes two days of simulated readings through the real scripts for a user in Kyiv
+(25 and 26 October 2025: the clocks go back on the 26th, a 25-hour day; the Pi is down from
+02:00 to 04:30 local time on the first day, so some minutes are unknown), aggregates them
+into Kyiv's days, mirrors Parquet to the bucket and to demo-output/parquet, runs the notebook
+headless to PNG plots, and shows what the simulated outages would have notified. Everything
+it writes goes to demo-output/; it stops the endpoint it started.
 """
 
 import argparse
@@ -22,6 +23,8 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent
 DEVICE = "demo_rpi"
 PIN = "4"
+TIMEZONE = "Europe/Kyiv"
+FIRST_DAY = dt.date(2025, 10, 25)  # the next day, 26 October, Kyiv's clocks go back: 25 hours
 
 
 def free_port():
@@ -61,33 +64,36 @@ def run(env, script, *args):
 BUCKET = "demo-blackout-monitor"
 
 
-def pipeline(endpoint, output_dir, days=2, now=None):
-    """Tables, bucket, `days` simulated days up to now, aggregates, mirror, plots.
+def pipeline(endpoint, output_dir, first=FIRST_DAY, days=2, timezone=TIMEZONE):
+    """Tables, bucket, `days` simulated local days from `first` in `timezone`, aggregates, mirror.
 
     Returns (env, first date, last date).
     """
-    now = (now or dt.datetime.now(dt.timezone.utc)).replace(second=0, microsecond=0)
-    start = (now - dt.timedelta(days=days)).replace(hour=0, minute=0)
+    from utils import zone
+
+    local = zone(timezone)
+    start = dt.datetime.combine(first, dt.time(), tzinfo=local)
+    end = dt.datetime.combine(first + dt.timedelta(days=days), dt.time(), tzinfo=local)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.toml").write_text(
-        f'device = "{DEVICE}"\ns3_bucket = "{BUCKET}"\nparquet_dir = "{output_dir / "parquet"}"\n')
+        f'device = "{DEVICE}"\ns3_bucket = "{BUCKET}"\nparquet_dir = "{output_dir / "parquet"}"\n'
+        f'timezone = "{timezone}"\n')
     env = demo_env(endpoint, output_dir)
     run(env, "dynamo.py", "create-tables")
     import boto3  # the demo's own bucket; the project never creates buckets
 
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="demo",
                  aws_secret_access_key="demo").create_bucket(Bucket=BUCKET)
-    # The Pi was down from 02:00 to 04:30 on the first day: those minutes are unknown, not OFF.
-    down = (start + dt.timedelta(hours=2), start + dt.timedelta(hours=4, minutes=30))
-    for first, last in ((start, down[0]), (down[1], now)):
-        span = ["--simulate", "--at", first.strftime("%Y-%m-%dT%H:%M"), "--until", last.strftime("%Y-%m-%dT%H:%M")]
+    # The Pi was down from 02:00 to 04:30 local time on the first day: unknown minutes, not OFF.
+    down = (start.replace(hour=2), start.replace(hour=4, minute=30))
+    for low, high in ((start, down[0]), (down[1], end)):
+        span = ["--simulate", "--at", low.isoformat(), "--until", high.isoformat()]
         run(env, "read_pin.py", "--pin", PIN, *span)
         run(env, "read_env.py", *span)
     run(env, "aggregate.py")
     run(env, "dynamo.py", "status")
-    print("  (the hour under way stays awaiting aggregation: the first run after it ends takes it whole)")
     run(env, "notify.py", "list")
-    return env, start.date(), now.date()
+    return env, first, first + dt.timedelta(days=days - 1)
 
 
 def execute_notebook(parameters, timeout=180):
@@ -97,7 +103,8 @@ def execute_notebook(parameters, timeout=180):
 
     notebook = nbformat.read(PROJECT_DIR / "visualise.ipynb", as_version=4)
     cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
-    cell.source = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    # after the defaults, as papermill does: a parameter not given keeps its default
+    cell.source += "\n" + "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
     os.environ.setdefault("MPLBACKEND", "Agg")
     NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(PROJECT_DIR)}}).execute()
@@ -108,7 +115,7 @@ def plots(output_dir, first, last):
     """The notebook's figures as PNG files in output_dir/plots, from the local Parquet mirror."""
     started = time.monotonic()
     execute_notebook({"SOURCE": str(output_dir / "parquet"), "DEVICE": DEVICE, "PIN_SENSOR": PIN,
-                      "ENV_SENSOR": "bme280", "START": first.isoformat(), "END": last.isoformat(),
+                      "ENV_SENSOR": "bme280", "START": first.isoformat(), "END": last.isoformat(), "TIMEZONE": TIMEZONE,
                       "TABLE_PREFIX": "blackout-monitor", "OUTPUT_DIR": str(output_dir / "plots")})
     print(f"$ (visualise.ipynb, headless)   ({time.monotonic() - started:.1f}s)")
     return sorted((output_dir / "plots").glob("*.png"))
@@ -138,7 +145,7 @@ def main(argv=None):
         print("\nPlots:")
         for png in pngs:
             print(f"  {png}")
-        hour = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+        hour = dt.datetime.combine(last, dt.time(12), tzinfo=dt.timezone.utc)
         credentials = (f"AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo "
                        "AWS_SECRET_ACCESS_KEY=demo")
         prefix = f"device#{DEVICE}#sensor#{PIN}#date#"

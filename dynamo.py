@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import filebuffer
 from filebuffer import format_ts  # the items' ts is the buffer's: defined there, for the minute path
+import utils
 from utils import (
     EXIT_FAILED,
     EXIT_OK,
@@ -44,6 +45,7 @@ FLUSH_WORKERS = 4  # BatchWriteItem requests in flight at once
 FLUSH_READ_TIMEOUT_SECONDS = 5  # a batch is a few KB; 3 attempts must fit the minute with the budget
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 2.0
+STATUS_MONTHS = 13  # how far back `status` looks for days items of another time zone
 UNREACHABLE_CODES = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
     "InternalServerError", "ServiceUnavailable", "InternalFailure",
@@ -168,9 +170,26 @@ def hour_item(device, sensor, hour_start, stats, ts):
 
 
 def day_item(device, sensor, day, stats, ts):
-    """The days-table item of a day's statistics."""
+    """The days-table item of a day's statistics (`day` is the local date; see day_attributes)."""
     pk, sk = day_key(device, sensor, day)
     return attribute_values({"pk": pk, "sk": sk, "ts": format_ts(ts), **stats})
+
+
+def day_attributes(start, zone):
+    """`tz` and `start` of a days item: the zone's IANA name, local midnight with its offset."""
+    return {"tz": zone.key, "start": start.astimezone(zone).isoformat()}
+
+
+def day_zone(item):
+    """The zone a plain days item was computed in (items older than `tz` are UTC days)."""
+    return item.get("tz", "UTC")
+
+
+def day_start(item):
+    """When the day of a plain days item begins, in UTC."""
+    if "start" in item:
+        return dt.datetime.fromisoformat(item["start"]).astimezone(dt.timezone.utc)
+    return period_start(item["pk"], item["sk"])  # an item older than `start`: a UTC day
 
 
 def consumed(item):
@@ -659,6 +678,19 @@ def newest_aggregated_hour(client, table, device, sensor, now, days_back=62):
     return day + dt.timedelta(hours=sk_number(item["sk"]))
 
 
+def days_in_other_zones(client, table, device, sensor, zone_name, today, months_back=STATUS_MONTHS):
+    """[(date, tz)] of the days items of the last `months_back` months not in `zone_name`."""
+    other, month = [], today.replace(day=1)
+    for _ in range(months_back):
+        pk, _sk = day_key(device, sensor, month)
+        for item in map(plain, query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
+                                         ExpressionAttributeValues={":pk": {"S": pk}})):
+            if day_zone(item) != zone_name:
+                other.append((month.replace(day=sk_number(item["sk"])), day_zone(item)))
+        month = (month - dt.timedelta(days=1)).replace(day=1)
+    return sorted(other)
+
+
 def status_lines(config, client=None, now=None):
     """What `dynamo.py status` prints: the buffer, then each sensor of the device."""
     now = now or utc_now()
@@ -687,6 +719,13 @@ def status_lines(config, client=None, now=None):
         waiting = count_awaiting(client, names["minutes"], device, sensor)
         yield (f"device {device} sensor {sensor}: newest reading {newest_text}; "
                f"{waiting} awaiting aggregation; newest aggregated hour {hour_text}")
+        zone = utils.zone(config.get("timezone"))
+        other = days_in_other_zones(client, names["days"], device, sensor, zone.key, now.astimezone(zone).date())
+        if other:
+            zones = ", ".join(sorted({tz for _day, tz in other}))
+            yield (f"device {device} sensor {sensor}: {len(other)} days items in another time zone ({zones}) "
+                   f"than timezone {zone.key}, {other[0][0]} to {other[-1][0]}; recompute them with "
+                   f"aggregate.py --rebuild-days --from {other[0][0]} --to {other[-1][0]}")
     for watched in config.get("watch") or [device]:
         yield watchdog_status_line(client, names["minutes"], watched, now)
 
@@ -959,7 +998,7 @@ def build_parser():
     flush_parser.add_argument("--time-budget", type=float, default=FLUSH_BUDGET_SECONDS,
                               metavar="SECONDS", help="stop sending after this long (default 40)")
     status = commands.add_parser("status", help="backlog, newest reading, newest aggregate")
-    add_config_flags(status, ("device",) + COMMON_KEYS)
+    add_config_flags(status, ("device", "timezone") + COMMON_KEYS)
     policy = commands.add_parser("policy", help="print the least-privilege IAM policy of a device")
     add_config_flags(policy, POLICY_KEYS)
     policy.add_argument("--admin", action="store_true",
@@ -972,7 +1011,7 @@ def build_parser():
 KEYS_OF = {
     "create-tables": COMMON_KEYS + ("retention_days",),
     "flush": COMMON_KEYS + ("retention_days",),
-    "status": ("device", "watch") + COMMON_KEYS,
+    "status": ("device", "watch", "timezone") + COMMON_KEYS,
     "policy": POLICY_KEYS,
 }
 

@@ -13,9 +13,9 @@ def time_zone(timezone):
     """The ZoneInfo of an IANA name; None (UTC, shown as 'UTC') when unset."""
     if not timezone:
         return None
-    from zoneinfo import ZoneInfo
+    from utils import zone  # the one place zones are made (zoneinfo, with the pinned tzdata)
 
-    return ZoneInfo(timezone)
+    return zone(timezone)
 
 
 def iso(ts):

@@ -7,8 +7,10 @@
 A touched partition is rewritten whole from DynamoDB, so late data lands and a rerun writes
 the same bytes. Columns: `ts` (UTC timestamp), for hours and days `start` (the hour or day the
 row covers: `ts` there is when it was computed), then the reading or statistics columns,
-typed. Only the hourly job and the notebook import this module (pyarrow is heavy); the minute
-path never does.
+typed. Minutes and hours partitions are UTC dates; days are the user's days in `timezone`,
+partitioned by local month, and their `start` is local midnight (as a UTC timestamp). Only
+the hourly job and the notebook import this module (pyarrow is heavy); the minute path never
+does.
 """
 
 import datetime as dt
@@ -18,9 +20,11 @@ import os
 import sys
 from pathlib import Path
 
+import aggregation
 import dynamo
 import filebuffer
 from filebuffer import BME280_QUANTITIES
+from utils import zone
 
 log = logging.getLogger("mirror")
 
@@ -60,8 +64,10 @@ def to_table(kind, sensor, items):
 
     rows = sorted(items, key=lambda item: dynamo.period_start(item["pk"], item["sk"]))
     data = {"ts": [dt.datetime.fromisoformat(item["ts"]) for item in rows]}
-    if kind != "minutes":
+    if kind == "hours":
         data["start"] = [dynamo.period_start(item["pk"], item["sk"]) for item in rows]
+    elif kind == "days":
+        data["start"] = [dynamo.day_start(item) for item in rows]
     for name, type_ in columns(kind, sensor):
         cast = int if type_ == "int" else float
         data[name] = [None if item.get(name) is None else cast(item[name]) for item in rows]
@@ -76,15 +82,27 @@ def parquet_bytes(table):
     return sink.getvalue()
 
 
+def day_months(dates, zone):
+    """The local months (dates on the 1st) of the user's days that the UTC `dates` overlap."""
+    return {local.replace(day=1) for day in dates
+            for local in aggregation.local_dates(*utc_day(day), zone)}
+
+
+def utc_day(day):
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    return start, start + dt.timedelta(days=1)
+
+
 def partition_path(kind, device, sensor, day):
-    """The partition's path below the mirror's root, e.g. minutes/device=d/sensor=4/date=2025-06-21."""
+    """The partition's path below the mirror's root, e.g. minutes/device=d/sensor=4/date=2025-06-21
+    (for days, `day` is a local date: month= is the local month)."""
     period = f"month={day:%Y-%m}" if kind == "days" else f"date={day:%Y-%m-%d}"
     return f"{kind}/device={device}/sensor={sensor}/{period}/{FILE_NAME}"
 
 
 def partition_items(client, tables, kind, device, sensor, day):
     """Every item of the partition, read whole (ConsistentRead: it may have just been written)."""
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    start = utc_day(day)[0]
     if kind == "minutes":
         keys = [dynamo.minute_key(device, sensor, start + dt.timedelta(hours=h))[0] for h in range(24)]
     elif kind == "hours":
@@ -114,7 +132,8 @@ def write_local(root, relative, data):
 
 
 def export(config, device, sensor, dates, client=None, s3=None):
-    """Rewrite the minutes and hours partitions of each date and the days partition of its month.
+    """Rewrite the minutes and hours partitions of each UTC date, and the days partitions of the
+    local months its hours fall in.
 
     Returns the paths written (relative to the mirror's root), one per partition.
     """
@@ -124,7 +143,7 @@ def export(config, device, sensor, dates, client=None, s3=None):
     if bucket and s3 is None:
         s3 = dynamo.aws_client("s3")
     partitions = {(kind, day) for day in dates for kind in ("minutes", "hours")}
-    partitions |= {("days", day.replace(day=1)) for day in dates}
+    partitions |= {("days", month) for month in day_months(dates, zone(config.get("timezone")))}
     written = []
     for kind, day in sorted(partitions, key=lambda partition: (partition[1], KINDS.index(partition[0]))):
         items = partition_items(client, tables, kind, device, sensor, day)
@@ -165,17 +184,24 @@ def backfill(config, device, sensors, start, end, client=None, progress=None):
 
 # --- reading it back (the notebook) -----------------------------------------------------------
 
-def read(source, kind, device, sensor, start, end, config=None):
-    """A pandas DataFrame of one sensor's minutes, hours or days from `start` to `end` (dates).
+def read(source, kind, device, sensor, start, end, config=None, timezone=None):
+    """A pandas DataFrame of one sensor's minutes, hours or days from `start` to `end`: local
+    dates in `timezone` (default UTC), the rows of those days.
 
     `source` is a local mirror folder, `s3://bucket/prefix`, or "dynamodb" (then `config`
     names the tables and boto3's chain the endpoint).
     """
     import pyarrow as pa
 
-    dates = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+    low, high = aggregation.day_window(start, zone(timezone))[0], aggregation.day_window(end, zone(timezone))[1]
     if kind == "days":
-        dates = sorted({day.replace(day=1) for day in dates})
+        dates, month = [], start.replace(day=1)
+        while month <= end:  # the local months
+            dates.append(month)
+            month = (month + dt.timedelta(days=31)).replace(day=1)
+    else:  # the UTC dates that hold the local days
+        first = low.date()
+        dates = [first + dt.timedelta(days=n) for n in range(((high - dt.timedelta(minutes=1)).date() - first).days + 1)]
     if source == "dynamodb":
         client = dynamo.aws_client()
         tables = dynamo.table_names(config["table_prefix"])
@@ -187,8 +213,7 @@ def read(source, kind, device, sensor, start, end, config=None):
         return schema(kind, sensor).empty_table().to_pandas()
     frame = pa.concat_tables(parts).to_pandas()
     column = "ts" if kind == "minutes" else "start"
-    low = dt.datetime(start.year, start.month, start.day, tzinfo=dt.timezone.utc)
-    return frame[(frame[column] >= low) & (frame[column] < low + dt.timedelta(days=(end - start).days + 1))]
+    return frame[(frame[column] >= low) & (frame[column] < high)]
 
 
 def _read_file(source, relative):

@@ -232,12 +232,22 @@ def _apprise_urls(key, value):
     return tuple(checked)
 
 
+def zone(name=None):
+    """The ZoneInfo of an IANA name (UTC when unset): the one place zones are made.
+
+    zoneinfo reads the system's zone data, or the pinned `tzdata` package where a Pi has none.
+    """
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name or "UTC")
+
+
 def _timezone(key, value):
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from zoneinfo import ZoneInfoNotFoundError
 
     value = _text(key, value)
     try:
-        ZoneInfo(value)
+        zone(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigError(f"{key} {shown(value)} is not a time zone name such as Europe/Kyiv or UTC") from None
     return value
@@ -295,7 +305,7 @@ KEYS = {
     "apprise_urls": (_apprise_urls, None, "--apprise-url",
                      "one more notification channel, an Apprise URL such as ntfy://TOPIC; repeat "
                      "for more (replaces apprise_urls of config.toml; better there: flags show in ps)"),
-    "timezone": (_timezone, None, "--timezone", "time zone of the times in notifications (default UTC)"),
+    "timezone": (_timezone, None, "--timezone", "IANA time zone of your day: daily statistics, plots, messages (default UTC)"),
     # the watchdog (watchdog.py): its --device is repeatable and fills `watch`
     "watch": (_devices, None, "--device", "a device to watch (repeatable; default: the device key)"),
     "silent_after": (_int_in(1, 1440), 5, "--silent-after",

@@ -36,11 +36,12 @@ import dynamo  # noqa: E402
 import filebuffer  # noqa: E402
 import mirror  # noqa: E402
 import sensors  # noqa: E402
-import watchdog_bench  # noqa: E402
+import utils  # noqa: E402
 
 UTC = dt.timezone.utc
 DEVICE = "bench_rpi"
 START = dt.datetime(2025, 6, 1, tzinfo=UTC)
+ZONES = ("UTC", "Europe/Kyiv", "Asia/Kolkata")  # the user's day: UTC, whole hours with DST, +05:30
 SECTIONS = ("flush", "link", "aggregation", "scaling", "minute", "units", "parquet", "watchdog")
 # DynamoDB on-demand, us-east-1, since the price cut of November 2024 (aws.amazon.com/dynamodb/pricing/on-demand,
 # as quoted by airbyte.com on 2025-07-21): per million request units, and per GB-month stored.
@@ -144,11 +145,11 @@ def bench_flush(client, size, readings, send_client=None):
 
 # --- 2. aggregation ---------------------------------------------------------------------------
 
-def aggregate_once(client, minutes, now, design):
-    config = fresh_tables(client)
+def aggregate_once(client, minutes, now, design, start=START, timezone=None):
+    config = dict(fresh_tables(client), timezone=timezone)
     register(client, config)
     dynamo.put_all(client, [(dynamo.table_names(config["table_prefix"])["minutes"], item)
-                            for item in pin_items(START, minutes)])
+                            for item in pin_items(start, minutes)])
     counter = Counter(client)
     started = time.perf_counter()
     if design == "ours":
@@ -177,7 +178,22 @@ def bench_aggregation(client, size):
             "ours_seconds": spread([t for t, _ in ours]), "naive_seconds": spread([t for t, _ in naive]),
             "fewer": round(statistics.median(r for _, r in naive) / statistics.median(r for _, r in ours), 1),
         }
+    out["zones"] = bench_zones(client, size)
     return out
+
+
+def bench_zones(client, size):
+    """Requests per aggregated sensor-day, a week of readings from local midnight, by the zone
+    of the user's day: UTC, a whole-hour zone with DST, a :30 zone (edges read from minutes)."""
+    minutes, figures = size["week_minutes"], {}
+    for name in ZONES:
+        start = aggregation.day_window(START.date(), utils.zone(name))[0]
+        requests = [aggregate_once(client, minutes, start + dt.timedelta(minutes=minutes + 60), "ours", start, name)[1]
+                    for _ in range(size["week_runs"])]
+        figures[name] = [r * 1440 / minutes for r in requests]
+    return {name: {"per_day": spread(per_day, 1),
+                   "vs_utc": round(statistics.median(per_day) / statistics.median(figures["UTC"]), 3)}
+            for name, per_day in figures.items()}
 
 
 def history(client, config, days):
@@ -667,7 +683,7 @@ def report(size, flush, link, aggregation_, scaling, minute, cron, units, parque
         "| new minutes | design | requests per sensor-hour | seconds | runs |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for label, figures in aggregation_.items():
+    for label, figures in ((label, figures) for label, figures in aggregation_.items() if label != "zones"):
         lines.append(f"| one sensor-{label} ({figures['hours']} h) | ours | {figures['ours_per_hour']} | "
                      f"{figures['ours_seconds']} | {figures['runs']} |")
         lines.append(f"| one sensor-{label} | baseline: UpdateItem per item, index re-queried per hour | "
@@ -675,7 +691,17 @@ def report(size, flush, link, aggregation_, scaling, minute, cron, units, parque
     lines += [
         "",
         "Fewer requests, baseline / ours (medians): " + ", ".join(
-            f"sensor-{label} **{figures['fewer']}x**" for label, figures in aggregation_.items()) + " (goal >= 10).",
+            f"sensor-{label} **{figures['fewer']}x**" for label, figures in aggregation_.items()
+            if label != "zones") + " (goal >= 10).",
+        "",
+        "By the zone of the user's day (`timezone`): a sensor-week of readings from local midnight,",
+        f"aggregated in one run, {size['week_runs']} runs. A day in a whole-hour zone is made of whole UTC hours",
+        "(a days item overlaps two hours partitions, read once each for the run); in a :30 zone the two",
+        "hours it shares with its neighbours are read from their minutes.",
+        "",
+        "| timezone | requests per aggregated sensor-day | / UTC (medians) |",
+        "| --- | --- | --- |",
+        *[f"| {name} | {figures['per_day']} | {figures['vs_utc']} |" for name, figures in aggregation_["zones"].items()],
         "",
         "Scaling: one new hour aggregated on top of N days of history (the steady hourly run; each hour",
         f"measured {size['new_hours']} times). *Own time* is wall time minus the time inside requests.",

@@ -48,7 +48,10 @@ def store(client, config, readings, sensor="4"):
 
 
 def stored(client, config, kind, sensor="4"):
-    """{period start: attributes without pk, sk, ts, pk_status} of every hours or days item of the sensor."""
+    """{period start: attributes without pk, sk, ts, pk_status} of every hours or days item of the sensor.
+
+    A days item's key is its local date (as UTC midnight); its `tz` and `start` are left out
+    here and checked by days_described."""
     table = dynamo.table_names(config["table_prefix"])[kind]
     items = {}
     for item in client.scan(TableName=table)["Items"]:
@@ -58,8 +61,17 @@ def stored(client, config, kind, sensor="4"):
         start = dynamo.period_start(attributes.pop("pk"), attributes.pop("sk"))
         attributes.pop("ts")
         attributes.pop("pk_status", None)  # an hour stays new until its day is over (see awaiting)
+        attributes.pop("tz", None)
+        attributes.pop("start", None)
         items[start] = attributes
     return items
+
+
+def days_described(client, config, sensor="4"):
+    """{local date: (tz, start)} of the sensor's days items."""
+    return {dynamo.period_start(item["pk"], item["sk"]).date(): (item["tz"], item["start"])
+            for item in map(dynamo.plain, client.scan(TableName=dynamo.table_names(config["table_prefix"])["days"])["Items"])
+            if dynamo.parse_partition(item["pk"])[1] == sensor}
 
 
 def awaiting(client, config, sensor="4"):

@@ -13,20 +13,24 @@ pytest.importorskip("nbclient")
 @pytest.mark.slow
 def test_the_demo_pipeline_ends_in_plots(moto_server, tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "run", lambda env, script, *args: demo_run(env, script, *args))
-    now = dt.datetime(2025, 6, 23, 12, 0, tzinfo=dt.timezone.utc)
-    env, first, last = demo.pipeline(moto_server, tmp_path, days=1, now=now)
-    assert (first, last) == (dt.date(2025, 6, 22), dt.date(2025, 6, 23))
+    env, first, last = demo.pipeline(moto_server, tmp_path)
+    assert (first, last) == (dt.date(2025, 10, 25), dt.date(2025, 10, 26))
     parquet = sorted(str(p.relative_to(tmp_path / "parquet")) for p in (tmp_path / "parquet").rglob("*.parquet"))
-    assert "minutes/device=demo_rpi/sensor=4/date=2025-06-22/data.parquet" in parquet
-    assert "days/device=demo_rpi/sensor=bme280/month=2025-06/data.parquet" in parquet
+    # Kyiv's 25 October begins at 21:00 UTC on the 24th; minutes and hours stay UTC dates
+    assert "minutes/device=demo_rpi/sensor=4/date=2025-10-24/data.parquet" in parquet
+    assert "days/device=demo_rpi/sensor=bme280/month=2025-10/data.parquet" in parquet
     pngs = demo.plots(tmp_path, first, last)
     assert [p.name for p in pngs] == ["daily_uptime.png", "environment.png", "power_timeline.png"]
     assert all(p.stat().st_size > 10_000 for p in pngs)  # drawn figures, not empty canvases
-    assert "Power OFF at 2025-06-22 06:00 UTC (device demo_rpi, pin 4)" in OUTPUT[-1]
+    # the simulated outage of 06:00 UTC, told in Kyiv's time (+03:00 until the 26th)
+    assert "Power OFF at 2025-10-25 09:00 (device demo_rpi, pin 4)" in OUTPUT[-1]
     import pyarrow.parquet as pq
 
-    day = pq.read_table(tmp_path / "parquet" / "days/device=demo_rpi/sensor=4/month=2025-06/data.parquet").to_pylist()[0]
-    assert (day["expected"], day["count"], day["unknown"]) == (1440, 1440 - 150, 150)  # the Pi down 02:00-04:30
+    days = pq.read_table(tmp_path / "parquet" / "days/device=demo_rpi/sensor=4/month=2025-10/data.parquet").to_pylist()
+    assert [(day["start"], day["expected"], day["count"], day["unknown"]) for day in days] == [
+        (dt.datetime(2025, 10, 24, 21, tzinfo=dt.timezone.utc), 1440, 1440 - 150, 150),  # the Pi down 02:00-04:30
+        (dt.datetime(2025, 10, 25, 21, tzinfo=dt.timezone.utc), 1500, 1500, 0),  # the clocks went back
+    ]
 
 
 OUTPUT = []

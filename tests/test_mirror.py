@@ -130,3 +130,29 @@ def test_read_gives_the_notebook_a_frame_from_each_source(dynamodb, mirrored):
     table = mirror.read("dynamodb", "hours", DEVICE, "4", start, end, config=mirrored)
     assert len(local) == len(s3) == len(table) == 6
     assert list(local["longest_outage_minutes"]) == list(table["longest_outage_minutes"]) == [0, 0, 180, 180, 180, 180]
+
+
+def test_days_partition_by_the_users_local_month(dynamodb, config, tmp_path):
+    """Kyiv's 1 July begins at 21:00 UTC on 30 June: its row goes to month=2025-07, and reading
+    back the local days of July gives it, and the minutes of that local day only."""
+    config.update(parquet_dir=tmp_path / "parquet", timezone="Europe/Kyiv")
+    store(dynamodb, config, span("20:00", "22:00", 1, day=dt.datetime(2025, 6, 30, tzinfo=UTC)))
+    result = aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
+    aggregate.mirror_touched(config, DEVICE, result.touched, dynamodb)
+    days = {path: pq.read_table(tmp_path / "parquet" / path).to_pylist()
+            for path in files(tmp_path / "parquet") if path.startswith("days/")}
+    assert {path: [(row["start"], row["count"]) for row in rows] for path, rows in days.items()} == {
+        "days/device=alex_rpi/sensor=4/month=2025-06/data.parquet": [(dt.datetime(2025, 6, 29, 21, tzinfo=UTC), 60)],
+        "days/device=alex_rpi/sensor=4/month=2025-07/data.parquet": [(dt.datetime(2025, 6, 30, 21, tzinfo=UTC), 60)],
+    }
+    july = mirror.read(tmp_path / "parquet", "days", DEVICE, "4", dt.date(2025, 7, 1), dt.date(2025, 7, 31),
+                       timezone="Europe/Kyiv")
+    assert list(july["count"]) == [60]
+    minutes = mirror.read(tmp_path / "parquet", "minutes", DEVICE, "4", dt.date(2025, 7, 1), dt.date(2025, 7, 1),
+                          timezone="Europe/Kyiv")
+    assert (minutes["ts"].min(), minutes["ts"].max()) == (pd_time("2025-06-30T21:00:03.241969"),
+                                                          pd_time("2025-06-30T21:59:03.241969"))
+
+
+def pd_time(text):
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
