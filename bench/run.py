@@ -213,8 +213,9 @@ def history(client, config, days):
             stats = aggregation.pin_stats(of_hour, start, start + dt.timedelta(hours=1), START, previous, runs)
             hours.append(stats)
             writes.append((tables["hours"], dynamo.consumed(dynamo.hour_item(DEVICE, "4", start, stats, START))))
-        writes.append((tables["days"], dynamo.day_item(DEVICE, "4", day_start,
-                                                       aggregation.day_stats("4", hours, day_start, START), START)))
+        stats = {**dynamo.day_attributes(day_start, utils.zone()),
+                 **aggregation.day_stats("4", hours, day_start, day_start + dt.timedelta(days=1), START)}
+        writes.append((tables["days"], dynamo.day_item(DEVICE, "4", day_start.date(), stats, START)))
     dynamo.put_all(client, writes)
 
 
