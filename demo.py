@@ -91,7 +91,6 @@ def pipeline(endpoint, output_dir, first=FIRST_DAY, days=2, timezone=TIMEZONE):
         run(env, "read_pin.py", "--pin", PIN, *span)
         run(env, "read_env.py", *span)
     run(env, "aggregate.py")
-    run(env, "dynamo.py", "status")
     run(env, "notify.py", "list")
     return env, first, first + dt.timedelta(days=days - 1)
 
