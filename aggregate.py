@@ -55,6 +55,7 @@ MAX_WALK = dt.timedelta(days=7)
 SETTLE = dt.timedelta(minutes=3)
 # How long aggregation waits for a minute job's flush to finish (its budget is 40 s).
 FLUSH_LOCK_WAIT_SECONDS = 60.0
+HOURLY_READ_TIMEOUT_SECONDS = 30
 PROGRESS_EVERY_HOURS = 24
 
 
@@ -402,18 +403,19 @@ def statistics_of(stored):
     return {name: value for name, value in stored.items() if name not in ("pk", "sk", "ts", "pk_status")}
 
 
-def aggregate(config, device, sensors=None, client=None, now=None, rebuild=None):
+def aggregate(config, device, sensors=None, client=None, now=None, rebuild=None, result=None):
     """Aggregate every sensor of `device` (or just `sensors`) that has new items.
 
     `rebuild` (first date, last date): also recompute every hour of those UTC dates from their
     minutes, and the local days they fall in, whatever is stored (repairs items an older
-    aggregator computed).
+    aggregator computed). `result` collects what was done, so a caller still knows which
+    partitions changed when a later sensor fails.
     """
     client = client or dynamo.aws_client()
     tables = dynamo.table_names(config["table_prefix"])
     zone = make_zone(config.get("timezone"))
     now = now or utc_now()
-    result = AggregateResult()
+    result = AggregateResult() if result is None else result
     hours = [hour for hour in rebuild_hours(*rebuild) if hour <= now] if rebuild else ()
     for sensor in sensors or dynamo.sensors_of(client, tables["minutes"], device):
         aggregate_sensor(client, tables, device, sensor, now, result, zone, hours)
@@ -485,14 +487,22 @@ def save_pending(config, pending):
     filebuffer.write_atomically(directory, MIRROR_PENDING, json.dumps(document, sort_keys=True))
 
 
-def mirror_touched(config, device, touched, client):
-    """Rewrite the Parquet partitions of `touched` dates, and any a failed run left pending."""
+def remember_touched(config, touched):
+    """Add `touched` to the partitions still to mirror, on disk; returns them all."""
     pending = load_pending(config)
     for sensor, days in touched.items():
         pending.setdefault(sensor, set()).update(days)
+    if any(days for days in touched.values()):
+        save_pending(config, pending)
+    return pending
+
+
+def mirror_touched(config, device, touched, client):
+    """Rewrite the Parquet partitions of `touched` dates, and any a failed run left pending."""
+    # saved before exporting: a crash or an outage must not forget them
+    pending = remember_touched(config, touched)
     if not any(pending.values()):
         return
-    save_pending(config, pending)  # before exporting: a crash or an outage must not forget them
     import mirror  # pyarrow is loaded only by the hourly job, and only when mirroring
 
     for sensor in sorted(pending):
@@ -599,7 +609,9 @@ def main(argv=None):
             if args.export_from:
                 export_range(config, args, sensors)
                 return EXIT_OK
-            client = dynamo.aws_client()
+            # An hourly job can wait for its answers: a Query page of 1 MB over a Pi's slow link
+            # (or a loaded machine's local endpoint) takes longer than the minute job's 10 s.
+            client = dynamo.aws_client(read_timeout=HOURLY_READ_TIMEOUT_SECONDS)
             if days_range:
                 result = rebuild_days(config, config["device"], *days_range, sensors, client=client)
                 log.info("rebuilt %d days items of %s from %s to %s in %s", result.days, config["device"],
@@ -611,13 +623,20 @@ def main(argv=None):
             # no reading of this device (only this Pi's flush writes its keys) can land between
             # that read and the re-put and be overwritten. A reading taken meanwhile waits in the
             # buffer for the next minute's flush.
+            result = AggregateResult()
             try:
                 with buffer.lock(dynamo.FLUSH_LOCK, wait=FLUSH_LOCK_WAIT_SECONDS):
-                    result = aggregate(config, config["device"], sensors, client=client, rebuild=rebuild)
+                    aggregate(config, config["device"], sensors, client=client, rebuild=rebuild, result=result)
             except filebuffer.BufferLocked:
                 log.warning("a flush held the buffer for %.0fs; aggregation waits for the next run",
                             FLUSH_LOCK_WAIT_SECONDS)
                 return EXIT_OK
+            except Exception:
+                # The sensors aggregated before the failure left the status index: nothing would
+                # bring their partitions back to the mirror but this note.
+                if mirror_configured(config):
+                    remember_touched(config, result.touched)
+                raise
             if result.hours or result.days:
                 log.info("aggregated %d hours and %d days of %s; %d items consumed",
                          result.hours, result.days, config["device"], result.consumed)

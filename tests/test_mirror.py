@@ -156,3 +156,40 @@ def test_days_partition_by_the_users_local_month(dynamodb, config, tmp_path):
 
 def pd_time(text):
     return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_partitions_of_sensors_aggregated_before_a_failure_are_mirrored_later(dynamodb, config, tmp_path,
+                                                                              monkeypatch):
+    """Sensor 4 is aggregated (its items leave the status index), then the link drops before
+    bme280: the next run must still write sensor 4's files, though the index no longer has them."""
+    import utils
+
+    config.update(parquet_dir=tmp_path / "parquet")
+    store(dynamodb, config, span("20:00", "21:00", 1))
+    store(dynamodb, config, [(at("20:00"), {"temperature_c": 21.0, "humidity_pct": 40.5, "pressure_hpa": 1013.25})],
+          sensor="bme280")
+    original = aggregate.aggregate_sensor
+
+    def link_drops_at_bme280(client, tables, device, sensor, *args, **kwargs):
+        if sensor == "bme280":
+            raise dynamo.CloudUnreachable("link dropped")
+        return original(client, tables, device, sensor, *args, **kwargs)
+
+    monkeypatch.setattr(aggregate, "aggregate_sensor", link_drops_at_bme280)
+    monkeypatch.setattr(aggregate, "utc_now", lambda: LATER)
+    monkeypatch.setattr(aggregate, "load_config", lambda args, keys: dict(config))
+    assert aggregate.main(["--device", DEVICE]) == utils.EXIT_OK  # unreachable: waits, no mail
+    assert files(config["parquet_dir"]) == {}
+    assert aggregate.load_pending(config) == {"4": {DAY1.date()}}
+
+    monkeypatch.setattr(aggregate, "aggregate_sensor", original)
+    assert aggregate.main(["--device", DEVICE]) == utils.EXIT_OK
+    assert sorted(files(config["parquet_dir"])) == [
+        "days/device=alex_rpi/sensor=4/month=2025-06/data.parquet",
+        "days/device=alex_rpi/sensor=bme280/month=2025-06/data.parquet",
+        "hours/device=alex_rpi/sensor=4/date=2025-06-21/data.parquet",
+        "hours/device=alex_rpi/sensor=bme280/date=2025-06-21/data.parquet",
+        "minutes/device=alex_rpi/sensor=4/date=2025-06-21/data.parquet",
+        "minutes/device=alex_rpi/sensor=bme280/date=2025-06-21/data.parquet",
+    ]
+    assert aggregate.load_pending(config) == {}
