@@ -1,7 +1,7 @@
 """Statistics of hours and days from minute readings: plain functions, no AWS.
 
 A pin reading is a (minute, value) pair, value 1 = power ON, 0 = OFF; minutes are aware UTC
-datetimes on the minute. The rules are SPEC.md's:
+datetimes on the minute. The rules, which the README states for users:
 
 - `expected` counts the period's minutes up to and including the current one;
   `unknown = expected - count` (a missing minute is unknown, never OFF).

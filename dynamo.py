@@ -219,7 +219,7 @@ def aws_client(service="dynamodb", region=None, read_timeout=10, max_pool_connec
     not use, and costs a minute job a tenth of its CPU. Credentials, profiles, region and
     endpoint are read by the same chain as boto3's.
     boto3 reads AWS_DEFAULT_REGION but not AWS_REGION (the name the other AWS SDKs use);
-    SPEC.md promises both, so AWS_REGION is passed on when boto3 would find no region.
+    the README promises both, so AWS_REGION is passed on when boto3 would find no region.
     `region` overrides both (SNS: the topic ARN's region).
     """
     import os
@@ -238,7 +238,8 @@ def aws_client(service="dynamodb", region=None, read_timeout=10, max_pool_connec
     )
     region = region or (None if os.environ.get("AWS_DEFAULT_REGION") else os.environ.get("AWS_REGION") or None)
     try:
-        return _botocore_session(botocore.session).create_client(service, config=config, region_name=region)
+        session = _botocore_session(botocore.session)
+        client = session.create_client(service, config=config, region_name=region)
     except NoRegionError:
         raise ConfigError("no AWS region: set AWS_REGION (or a profile with a region)") from None
     except ProfileNotFound as error:
@@ -248,6 +249,29 @@ def aws_client(service="dynamodb", region=None, read_timeout=10, max_pool_connec
     except ValueError as error:  # botocore: "Invalid endpoint: ..."
         endpoint = str(error).partition(": ")[2] or str(error)
         raise ConfigError(f"endpoint {endpoint!r} is not a URL (AWS_ENDPOINT_URL...)") from None
+    check_region(client, session)
+    return client
+
+
+def check_region(client, session):
+    """Refuse a region no AWS partition has, when the client talks to AWS itself.
+
+    botocore builds an endpoint for any well-formed name (dynamodb.eu-centrl-1.amazonaws.com),
+    so a typo would look like a dead link forever: readings pile up, the log says
+    "unreachable", cron mails nothing. A local endpoint (AWS_ENDPOINT_URL...) takes any region.
+    """
+    from urllib.parse import urlsplit
+
+    region = client.meta.region_name
+    host = urlsplit(client.meta.endpoint_url).hostname or ""
+    if f".{region}." not in f".{host}.":  # an endpoint of the user's own: any region goes
+        return
+    service = client.meta.service_model.service_name
+    known = {name for partition in session.get_available_partitions()
+             for name in session.get_available_regions(service, partition)}
+    if known and region not in known:
+        raise ConfigError(f"unknown AWS region {region!r}: no AWS partition has it "
+                          "(AWS_REGION, AWS_DEFAULT_REGION or the profile's region)")
 
 
 _SESSION = []  # the process's botocore session, made on first use
@@ -401,8 +425,16 @@ def table_definition(name):
     }
 
 
+@dataclass
+class TablesCreated:
+    created: list  # names of the tables this run created
+    ttl_enabled: str = None  # the table whose TTL this run switched on, if any
+
+
 def create_tables(config, client=None):
-    """Create the three tables and their status index if missing; wait until ACTIVE; TTL."""
+    """Create the three tables and their status index if missing; wait until ACTIVE; TTL.
+
+    Returns what this run changed (TablesCreated), so the command can say so."""
     client = client or aws_client()
     names = table_names(config["table_prefix"])
     created = []
@@ -418,9 +450,10 @@ def create_tables(config, client=None):
         waiter = client.get_waiter("table_exists")
         waiter.wait(TableName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 90})
         check_layout(call(client.describe_table, name, TableName=name)["Table"])
-    if config.get("retention_days"):
-        enable_ttl(client, names["minutes"])
-    return created
+    ttl_enabled = None
+    if config.get("retention_days") and enable_ttl(client, names["minutes"]):
+        ttl_enabled = names["minutes"]
+    return TablesCreated(created, ttl_enabled)
 
 
 def check_layout(description):
@@ -442,12 +475,14 @@ def check_layout(description):
 
 
 def enable_ttl(client, table):
+    """Switch on TTL (attribute `ttl`) unless it is on; True when this call switched it on."""
     current = call(client.describe_time_to_live, table, TableName=table)["TimeToLiveDescription"]
     if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-        return
+        return False
     call(client.update_time_to_live, table, TableName=table,
          TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
     log.info("enabled TTL on %s", table)
+    return True
 
 
 # --- flush ------------------------------------------------------------------------------------
@@ -694,6 +729,7 @@ def days_in_other_zones(client, table, device, sensor, zone_name, today, months_
 def status_lines(config, client=None, now=None):
     """What `dynamo.py status` prints: the buffer, then each sensor of the device."""
     now = now or utc_now()
+    client = client or aws_client()  # a configuration error first, before any line
     buffer = filebuffer.Buffer(config["buffer_dir"])
     pending = buffer.pending()
     oldest = ""
@@ -705,7 +741,6 @@ def status_lines(config, client=None, now=None):
     import notify  # the pins' power state and the notification queue live beside the buffer
 
     yield from notify.status_lines(config["buffer_dir"], config.get("device"), now)
-    client = client or aws_client()
     names = table_names(config["table_prefix"])
     device = config["device"]
     sensors = sensors_of(client, names["minutes"], device)
@@ -868,7 +903,7 @@ ADMIN_ACTIONS = (
     "dynamodb:CreateTable", "dynamodb:DescribeTable",
     "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive",
 )
-PARQUET_KINDS = ("minutes", "hours", "days")  # the mirror's top-level folders (SPEC.md)
+PARQUET_KINDS = ("minutes", "hours", "days")  # the mirror's top-level folders
 
 
 def table_arns(prefix, with_index=False):
@@ -1025,7 +1060,11 @@ def main(argv=None):
             config = load_config(args, ("table_prefix", "sns_topic_arn"))
             document = watchdog_policy_document(config, config["sns_topic_arn"])
         else:
-            config = load_config(args, POLICY_KEYS)
+            # the policy is usually written on a laptop for a Pi: this host's name would be wrong
+            config = load_config(args, POLICY_KEYS, host_device=False)
+            if config["device"] is None:
+                raise ConfigError("policy needs the device it is for: pass --device NAME "
+                                  "(or set device in config.toml or BLACKOUT_DEVICE)")
             document = policy_document(config, config["device"], config["s3_bucket"], config["s3_prefix"],
                                        config["sns_topic_arn"])
         print(json.dumps(document, indent=2))
@@ -1034,11 +1073,14 @@ def main(argv=None):
     setup_logging(config["log_dir"], "dynamo")
     if args.command == "create-tables":
         try:
-            created = create_tables(config)
+            result = create_tables(config)
         except CloudUnreachable as error:
             raise JobFailed(f"DynamoDB unreachable: {error}") from None
         names = ", ".join(table_names(config["table_prefix"]).values())
-        print(f"created {', '.join(created)}" if created else f"tables exist: {names}")
+        print(f"created {', '.join(result.created)}" if result.created else f"tables exist: {names}")
+        if result.ttl_enabled:
+            print(f"enabled TTL on {result.ttl_enabled}: minutes flushed with retention_days set expire "
+                  f"{config['retention_days']} days after their minute; those stored before keep no ttl")
         return EXIT_OK
     if args.command == "flush":
         if not 0 < args.time_budget <= 86400:

@@ -202,6 +202,8 @@ class Buffer:
     def _ensure(self, directory):
         try:
             directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # mkdir's "File exists" would hide which of the two it is
+            raise BufferError(f"buffer directory {directory} is not a directory: a file has its name") from None
         except OSError as error:
             raise BufferError(f"can't create buffer directory {directory}: {error.strerror}") from None
 

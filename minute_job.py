@@ -151,3 +151,12 @@ def flush_unless_down(config, now=None, probe=None):
                 filebuffer.Buffer(config["buffer_dir"]).count(), down.since.strftime("%Y-%m-%d %H:%M UTC"),
                 *down.address, down.reason, extra=NOT_MAILED)
     return False
+
+
+if __name__ == "__main__":
+    import sys
+
+    from utils import not_a_command, run_cli
+
+    sys.exit(run_cli(lambda argv: not_a_command(
+        "minute_job.py", __doc__, "run `python read_pin.py` or `python read_env.py` (--help lists their flags)", argv)))

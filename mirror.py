@@ -230,3 +230,10 @@ def _read_file(source, relative):
         return pq.read_table(io.BytesIO(body))
     path = Path(source) / relative
     return pq.read_table(path) if path.exists() else None
+
+
+if __name__ == "__main__":
+    from utils import not_a_command, run_cli
+
+    sys.exit(run_cli(lambda argv: not_a_command(
+        "mirror.py", __doc__, "aggregate.py writes the mirror after each run (s3_bucket, parquet_dir), and `python aggregate.py --device NAME --export-from DATE` rewrites a range of it", argv)))

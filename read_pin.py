@@ -10,6 +10,7 @@
 so a minute starts Python once and makes one flush (one BatchWriteItem) for all its readings.
 """
 
+import os
 import sys
 
 import channels
@@ -17,7 +18,15 @@ import minute_job
 import notify
 import read_env
 import sensors
-from utils import ArgumentParser, ConfigError, add_config_flags, load_config, run_cli, setup_logging
+from utils import (
+    ArgumentParser,
+    ConfigError,
+    add_config_flags,
+    config_file_path,
+    load_config,
+    run_cli,
+    setup_logging,
+)
 
 KEYS = minute_job.JOB_KEYS + ("pin", "bus", "address", "bme280") + notify.KEYS
 
@@ -72,7 +81,9 @@ def main(argv=None):
         setup_logging(config["log_dir"], "read_pin")
         return notify.test_notify(config)
     if config["pin"] is None and not args.all_sensors:
-        raise ConfigError("no pin given: pass --pin with the relay's BCM number (0-27)")
+        config_file, _explicit = config_file_path(os.environ)
+        raise ConfigError(f"no pin given: set pin (the relay's BCM pin number, 0-27) in {config_file}, "
+                          "where the cron job finds it, or pass --pin")
     if args.all_sensors and config["pin"] is None and not config["bme280"]:
         raise ConfigError("no sensor configured: set pin (the relay's BCM number) in config.toml, "
                           "or remove bme280 = false if the Pi has a BME280")

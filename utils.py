@@ -182,8 +182,11 @@ def _http_url(secret):
                 or any(ord(char) <= 32 for char in value)):
             if not secret:
                 shown = repr(value)
-            elif parts is not None and parts.scheme and parts.hostname:
-                shown = f"'{parts.scheme}://{parts.hostname}/…' ({len(value)} characters)"
+            elif parts is not None and parts.scheme and parts.hostname and not parts.username:
+                # only what was typed: the scheme and host as written, '…' for the rest, if any
+                typed = value[:len(parts.scheme) + 3 + len(parts.hostname)]
+                rest = "…" if len(value) > len(typed) else ""
+                shown = f"'{typed}{rest}' ({len(value)} characters)"
             else:
                 shown = f"a value of {len(value)} characters"
             raise ConfigError(f"{key} must be an http:// or https:// URL with a host name, got {shown}")
@@ -339,6 +342,14 @@ def _read_toml(path):
         raise ConfigError(f"config file {path} can't be read: {error}") from None
 
 
+def did_you_mean(word, choices, spelled=str):
+    """'; did you mean `device`?' for a near miss of one of `choices`, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.7)
+    return f"; did you mean `{spelled(close[0])}`?" if close else ""
+
+
 def config_file_path(environ):
     explicit = environ.get(CONFIG_ENV)
     if explicit is not None:
@@ -348,10 +359,11 @@ def config_file_path(environ):
     return PROJECT_DIR / "config.toml", False
 
 
-def load_config(args=None, keys=KEYS, environ=None):
+def load_config(args=None, keys=KEYS, environ=None, host_device=True):
     """Merge defaults < config.toml < BLACKOUT_* environment < flags, validated. Returns a dict.
 
     Keys other commands use are accepted (one file serves them all); unknown keys are errors.
+    An unset `device` is this host's name, unless `host_device` is false (it stays None).
     """
     environ = os.environ if environ is None else environ
     raw = {}
@@ -359,14 +371,15 @@ def load_config(args=None, keys=KEYS, environ=None):
     if explicit or path.exists():
         for key, value in _read_toml(path).items():
             if key not in KEYS:
-                raise ConfigError(f"unknown key {key!r} in {path}")
-            raw[key] = (value, f"{key} in {path.name}")
+                raise ConfigError(f"unknown key {key!r} in {path}{did_you_mean(key, KEYS)}")
+            raw[key] = (value, f"{key} in {path}")
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         key = name[len(ENV_PREFIX):].lower()
         if key not in KEYS:
-            raise ConfigError(f"unknown environment variable {name}")
+            close = did_you_mean(key, KEYS, spelled=lambda key: ENV_PREFIX + key.upper())
+            raise ConfigError(f"unknown environment variable {name}{close}")
         raw[key] = (value, name)
     for key in keys:
         flag = KEYS[key][2]
@@ -384,7 +397,7 @@ def load_config(args=None, keys=KEYS, environ=None):
             config[key] = validator(source, value)
         else:
             config[key] = validator(key, default) if isinstance(default, str) else default
-    if "device" in keys and config["device"] is None:
+    if "device" in keys and config["device"] is None and host_device:
         config["device"] = default_device()
     return config
 
@@ -521,6 +534,14 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"Error: {one_line(message)} (see {self.prog} --help)\n")
 
 
+def not_a_command(prog, doc, instead, argv=None):
+    """main() of a module run as a script: `--help` says what it is and which command to run."""
+    parser = ArgumentParser(prog=prog, description=doc.split("\n\n")[0],
+                            epilog=f"This module is not a command of its own: {instead}.")
+    parser.parse_args(argv)
+    raise ConfigError(f"{prog} is not a command of its own: {instead}")
+
+
 MESSAGE_LIMIT = 300
 
 
@@ -538,11 +559,11 @@ def run_cli(main, argv=None):
         print(f"Error: {one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except JobFailed as error:
-        # the log's stderr handler prints it once set up; before that, print it ourselves
-        if logging.getLogger().handlers:
-            logging.getLogger().error("%s", one_line(error))
-        else:
-            print(f"Error: {one_line(error)}", file=sys.stderr)
+        # one form at the command line whenever it fails: the daily log keeps it too, but its
+        # stderr handler must not print it a second time as "name: ERROR ..."
+        if logging.getLogger().handlers:  # none: logging's last resort would print it too
+            logging.getLogger().error("%s", one_line(error), extra=NOT_MAILED)
+        print(f"Error: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
