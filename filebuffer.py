@@ -203,7 +203,8 @@ class Buffer:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except FileExistsError:  # mkdir's "File exists" would hide which of the two it is
-            raise BufferError(f"buffer directory {directory} is not a directory: a file has its name") from None
+            raise BufferError(f"can't create buffer directory {directory}: a file has that name, "
+                              "not a directory") from None
         except OSError as error:
             raise BufferError(f"can't create buffer directory {directory}: {error.strerror}") from None
 

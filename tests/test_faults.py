@@ -295,14 +295,17 @@ def test_a_full_disk_fails_the_job_and_keeps_what_was_buffered(dynamodb, config,
     summary("disk full", injected="ENOSPC on the reading's write", expected=3, stored=3, duplicated=0, quarantined=0)
 
 
-def test_a_buffer_that_is_not_a_directory_fails_with_exit_1(server_env, tmp_path):
+@pytest.mark.parametrize("below", ["buffer", ""], ids=["file-above-it", "file-itself"])
+def test_a_buffer_that_is_not_a_directory_fails_with_exit_1(server_env, tmp_path, below):
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("")
+    buffer_dir = blocked / below if below else blocked
     result = run_script("read_pin.py", "--device", DEVICE, "--pin", "4", "--simulate", "--value", "1",
-                        env=dict(server_env, BLACKOUT_BUFFER_DIR=str(blocked / "buffer")))
+                        env=dict(server_env, BLACKOUT_BUFFER_DIR=str(buffer_dir)))
     assert result.returncode == 1
-    assert "can't create buffer directory" in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: can't create buffer directory {buffer_dir}: ")
+    assert "not a directory" in lines[0].lower() and "File exists" not in lines[0]
 
 
 # --- 8. bad input everywhere ------------------------------------------------------------------

@@ -532,7 +532,7 @@ def test_bad_token_in_config_file_from_a_real_process(server_env, tmp_path):
     (tmp_path / "config.toml").write_text(f'telegram_token = "{TOKEN_SECRET}"\ntelegram_chat_id = 42\n')
     result = run_script("read_pin.py", "--pin", "4", "--simulate", "--value", "1", env=server_env)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "telegram_token in config.toml" in result.stderr
+    assert result.stderr.count("\n") == 1 and f"telegram_token in {tmp_path / 'config.toml'}" in result.stderr
     assert TOKEN_SECRET not in result.stderr
     assert not (tmp_path / "buffer").exists() or not list((tmp_path / "buffer").glob("*.json"))
 
