@@ -648,12 +648,16 @@ def sensors_of(client, table, device):
     return sorted((item["sensor"]["S"] for item in items), key=lambda s: (not s.isdigit(), s.zfill(3)))
 
 
-def count_awaiting(client, table, device, sensor):
+def count_awaiting(client, table, device, sensor, since=None):
+    """How many minute items of the sensor wait for the aggregator (from `since` on, if given)."""
     total, kwargs = 0, {
         "TableName": table, "IndexName": INDEX_NAME, "Select": "COUNT",
         "KeyConditionExpression": "pk_status = :s",
         "ExpressionAttributeValues": {":s": {"S": status_key(device, sensor)}},
     }
+    if since is not None:
+        kwargs["KeyConditionExpression"] += " AND ts >= :since"
+        kwargs["ExpressionAttributeValues"][":since"] = {"S": format_ts(since)}
     while True:
         page = call(client.query, table, **kwargs)
         total += page.get("Count", 0)
@@ -699,12 +703,16 @@ def newest_item(client, table, partitions):
     return None
 
 
-def newest_reading(client, table, device, sensor, now, hours_back=72):
+STATUS_HOURS_BACK = 72  # status looks for the newest reading this far back (one query an hour)
+STATUS_DAYS_BACK = 62  # and for the newest aggregated hour this far back (one query a day)
+
+
+def newest_reading(client, table, device, sensor, now, hours_back=STATUS_HOURS_BACK):
     partitions = (minute_key(device, sensor, now - dt.timedelta(hours=h))[0] for h in range(hours_back))
     return newest_item(client, table, partitions)
 
 
-def newest_aggregated_hour(client, table, device, sensor, now, days_back=62):
+def newest_aggregated_hour(client, table, device, sensor, now, days_back=STATUS_DAYS_BACK):
     partitions = (hour_key(device, sensor, now - dt.timedelta(days=d))[0] for d in range(days_back))
     item = newest_item(client, table, partitions)
     if item is None:
@@ -726,6 +734,11 @@ def days_in_other_zones(client, table, device, sensor, zone_name, today, months_
     return sorted(other)
 
 
+def counted(number, noun):
+    """'1 reading', '2 readings'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def status_lines(config, client=None, now=None):
     """What `dynamo.py status` prints: the buffer, then each sensor of the device."""
     now = now or utc_now()
@@ -735,8 +748,8 @@ def status_lines(config, client=None, now=None):
     oldest = ""
     if pending:
         reading = buffer.load(pending[0])
-        oldest = f", oldest {format_ts(reading.ts)}" if reading else ""
-    yield (f"buffer {buffer.directory}: {len(pending)} readings waiting{oldest}; "
+        oldest = f", oldest {reading.ts:%Y-%m-%d %H:%M} UTC" if reading else ""
+    yield (f"buffer {buffer.directory}: {counted(len(pending), 'reading')} waiting to be flushed{oldest}; "
            f"{buffer.count('held')} held (clock), {buffer.count('bad')} bad")
     import notify  # the pins' power state and the notification queue live beside the buffer
 
@@ -746,14 +759,23 @@ def status_lines(config, client=None, now=None):
     sensors = sensors_of(client, names["minutes"], device)
     if not sensors:
         yield f"device {device}: no readings stored in {names['minutes']} yet"
+    hour_under_way = now.replace(minute=0, second=0, microsecond=0)
     for sensor in sensors:
+        # each part says how far it looked: "none" alone read as "nothing was ever aggregated"
+        # when the history is simply older than the window (simulated --at days, say)
         newest = newest_reading(client, names["minutes"], device, sensor, now)
-        newest_text = newest["ts"] if newest else "none in the last 72 hours"
+        newest_text = (f"newest reading {dt.datetime.fromisoformat(newest['ts']):%Y-%m-%d %H:%M} UTC" if newest
+                       else f"no reading in the last {STATUS_HOURS_BACK} hours")
         hour = newest_aggregated_hour(client, names["hours"], device, sensor, now)
-        hour_text = f"{hour:%Y-%m-%d %H}:00" if hour else "none"
+        hour_text = (f"newest aggregated hour {hour:%Y-%m-%d %H}:00 UTC" if hour
+                     else f"no hour aggregated in the last {STATUS_DAYS_BACK} days")
         waiting = count_awaiting(client, names["minutes"], device, sensor)
-        yield (f"device {device} sensor {sensor}: newest reading {newest_text}; "
-               f"{waiting} awaiting aggregation; newest aggregated hour {hour_text}")
+        waiting_text = f"{counted(waiting, 'minute')} awaiting aggregation"
+        current = count_awaiting(client, names["minutes"], device, sensor, since=hour_under_way) if waiting else 0
+        if current:
+            waiting_text += (f" ({current} in the hour under way, which the first run after "
+                             "it ends aggregates)")
+        yield f"device {device} sensor {sensor}: {newest_text}; {waiting_text}; {hour_text}"
         zone = utils.zone(config.get("timezone"))
         other = days_in_other_zones(client, names["days"], device, sensor, zone.key, now.astimezone(zone).date())
         if other:

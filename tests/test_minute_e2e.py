@@ -186,7 +186,7 @@ def test_create_tables_is_idempotent_and_status_reports(server_env, server_clien
                "--at", "2025-06-21T19:00", env=server_env)
     status = run_script("dynamo.py", "status", "--device", DEVICE, env=server_env)
     assert status.returncode == 0, status.stderr
-    assert "1 readings waiting, oldest 2025-06-21T19:00:00.000000+00:00" in status.stdout
+    assert "1 reading waiting to be flushed, oldest 2025-06-21 19:00 UTC" in status.stdout
 
 
 @pytest.mark.parametrize("retention, ttl", [(None, "DISABLED"), ("30", "ENABLED")])

@@ -2,6 +2,9 @@
 
 import datetime as dt
 import re
+import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -27,6 +30,18 @@ def test_the_duckdb_query_answers_on_the_local_mirror(mirrored, monkeypatch):  #
     other.write_bytes(bme280.read_bytes())
     rows = duckdb.sql(query).fetchall()
     assert rows == [(dt.date(2025, 6, 21), 240, 150, 0.625), (dt.date(2025, 6, 22), 90, 0, 0.0)]
+
+
+def test_the_readme_command_runs_the_query_file(mirrored, tmp_path):  # noqa: F811
+    """The command as the README writes it (with this interpreter for .venv/bin/python)."""
+    command = re.search(r"```\n\.venv/bin/python (-c \"import duckdb.*?\")\n```",
+                        (PROJECT_DIR / "README.md").read_text()).group(1)
+    folder = mirrored["parquet_dir"].parent
+    (folder / "query.sql").write_text(sql_blocks()[0])
+    result = subprocess.run(f"{shlex.quote(sys.executable)} {command}", shell=True, cwd=folder,
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert re.search(r"2025-06-21 .*│ +240 │ +150 │ +0\.625", result.stdout), result.stdout
 
 
 def test_the_athena_table_matches_the_files():
