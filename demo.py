@@ -13,10 +13,13 @@ import argparse
 import datetime as dt
 import logging
 import os
+import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,18 +36,28 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def demo_env(endpoint, output_dir):
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("BLACKOUT_", "AWS_"))}
-    env.update({
+def demo_settings(endpoint, output_dir):
+    """The variables that point the project's commands at the demo's endpoint and files.
+
+    The demo's config.toml (device, bucket, mirror), buffer and logs, not the project's; the
+    paths absolute, since a relative buffer_dir would be taken from the project folder.
+    """
+    output_dir = Path(output_dir).resolve()
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "demo",
         "AWS_SECRET_ACCESS_KEY": "demo",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
         "BLACKOUT_CONFIG": str(output_dir / "config.toml"),
         "BLACKOUT_BUFFER_DIR": str(output_dir / "buffer"),
         "BLACKOUT_LOG_DIR": str(output_dir / "logs"),
-    })
+    }
+
+
+def demo_env(endpoint, output_dir):
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("BLACKOUT_", "AWS_"))}
+    env.update(demo_settings(endpoint, output_dir))
     return env
 
 
@@ -104,9 +117,18 @@ def execute_notebook(parameters, timeout=180):
     cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     # after the defaults, as papermill does: a parameter not given keeps its default
     cell.source += "\n" + "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    from traitlets.config import Config
+
     os.environ.setdefault("MPLBACKEND", "Agg")
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(PROJECT_DIR)}}).execute()
+    # the kernel talks to us over Unix sockets, not TCP on 127.0.0.1: nothing to encrypt, no
+    # port other users of the machine could reach, and no warning from ipykernel about either
+    # (an absolute socket path: the kernel runs in PROJECT_DIR, the caller anywhere)
+    with tempfile.TemporaryDirectory(prefix="blackout-kernel-") as sockets:
+        settings = Config()
+        settings.KernelManager.transport = "ipc"
+        settings.KernelManager.ip = os.path.join(sockets, "kernel")
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3", config=settings,
+                       resources={"metadata": {"path": str(PROJECT_DIR)}}).execute()
     return notebook
 
 
@@ -120,11 +142,73 @@ def plots(output_dir, first, last):
     return sorted((output_dir / "plots").glob("*.png"))
 
 
+PLOT_DESCRIPTIONS = {
+    "daily_uptime.png": "uptime per day (bars) and outages (dots)",
+    "environment.png": "temperature, humidity, pressure",
+    "power_timeline.png": "each Kyiv day minute by minute (the 26th is 25 h long): ON green, OFF orange, no reading grey",
+}
+
+
+def shown_path(path):
+    """A path as the user can type it from here: relative when it is below the current folder."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def plot_lines(pngs):
+    """What the demo prints under "Plots:", one line per file with what it shows."""
+    width = max(len(shown_path(png)) for png in pngs)
+    return [f"  {shown_path(png):<{width}}    {PLOT_DESCRIPTIONS.get(Path(png).name, '')}".rstrip()
+            for png in pngs]
+
+
+def try_it_lines(endpoint, output_dir, hour):
+    """The settings that point the project's commands at the demo, then commands to try (the
+    queries: the minutes of `hour`, the hours of its day, the days of its month)."""
+    settings = demo_settings(endpoint, output_dir)
+    prefix = f"device#{DEVICE}#sensor#{PIN}#date#"
+    lines = ["  export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in settings.items()),
+             "  .venv/bin/python notify.py list",
+             f"  .venv/bin/python dynamo.py status --device {DEVICE}"]
+    for table, pk in (("minutes", f"{prefix}{hour:%Y-%m-%d-%H}"), ("hours", f"{prefix}{hour:%Y-%m-%d}"),
+                      ("days", f"{prefix}{hour:%Y-%m}")):
+        lines.append(f"  .venv/bin/aws dynamodb query --table-name blackout-monitor-{table} "
+                     f"--key-condition-expression 'pk = :pk' "
+                     f"--expression-attribute-values '{{\":pk\":{{\"S\":\"{pk}\"}}}}'")
+    return lines
+
+
+class StopRequested(Exception):
+    """SIGTERM arrived while the demo waited."""
+
+
+def wait_for_stop_signal(announce):
+    """Block until Ctrl-C (SIGINT) or SIGTERM, not on stdin: `--wait < /dev/null &` works too.
+
+    `announce` is printed once the handlers are in place, so a signal sent after it is seen.
+    """
+    def stop(_signum, _frame):
+        raise StopRequested
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        print(announce, flush=True)
+        while True:
+            signal.pause()  # returns after any other signal (a child's SIGCHLD): wait on
+    except (KeyboardInterrupt, StopRequested):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", default=str(PROJECT_DIR / "demo-output"),
                         help="where the demo writes (wiped first)")
-    parser.add_argument("--wait", action="store_true", help="keep the endpoint up until Enter is pressed")
+    parser.add_argument("--wait", action="store_true",
+                        help="keep the endpoint up until Ctrl-C or SIGTERM, to try the commands it prints")
     args = parser.parse_args(argv)
     output_dir = Path(args.output)
     shutil.rmtree(output_dir, ignore_errors=True)
@@ -142,24 +226,19 @@ def main(argv=None):
         _env, first, last = pipeline(endpoint, output_dir)
         pngs = plots(output_dir, first, last)
         print("\nPlots:")
-        for png in pngs:
-            print(f"  {png}")
+        print("\n".join(plot_lines(pngs)))
+        print("\nTry these in another shell while the demo waits:" if args.wait else
+              "\nTo try these, run '.venv/bin/python demo.py --wait' (this endpoint stops when the demo ends):")
         hour = dt.datetime.combine(last, dt.time(12), tzinfo=dt.timezone.utc)
-        credentials = (f"AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo "
-                       "AWS_SECRET_ACCESS_KEY=demo")
-        prefix = f"device#{DEVICE}#sensor#{PIN}#date#"
-        print("\nTry these while the demo waits (press Enter to stop the endpoint):" if args.wait else
-              "\nQueries to try: the endpoint stops when the demo ends, so run "
-              "'.venv/bin/python demo.py --wait' to keep it up while you do:")
-        for table, pk in (("minutes", f"{prefix}{hour:%Y-%m-%d-%H}"), ("hours", f"{prefix}{hour:%Y-%m-%d}"),
-                          ("days", f"{prefix}{hour:%Y-%m}")):
-            print(f"  {credentials} .venv/bin/aws dynamodb query --table-name blackout-monitor-{table} "
-                  f"--key-condition-expression 'pk = :pk' "
-                  f"--expression-attribute-values '{{\":pk\":{{\"S\":\"{pk}\"}}}}'")
-        print(f"\nParquet mirror: {output_dir / 'parquet'} and s3://{BUCKET}/blackout-monitor/ (on the endpoint)")
-        print(f"buffer and logs: {output_dir}")
+        print("\n".join(try_it_lines(endpoint, output_dir, hour)))
+        print(f"\nParquet mirror: {shown_path(output_dir / 'parquet')} and s3://{BUCKET}/blackout-monitor/ "
+              "(on the endpoint)")
+        print(f"buffer and logs: {shown_path(output_dir)}")
         if args.wait:
-            input()
+            wait_for_stop_signal(f"\nThe endpoint stays up until Ctrl-C (or kill {os.getpid()}).")
+    except KeyboardInterrupt:
+        print("demo: interrupted", file=sys.stderr)
+        return 130
     finally:
         server.stop()
     return 0

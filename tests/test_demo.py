@@ -1,6 +1,11 @@
 """`make demo`'s pipeline (not the venv creation): real scripts, aggregates, mirror, plots."""
 
 import datetime as dt
+import os
+import shlex
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -23,7 +28,7 @@ def test_the_demo_pipeline_ends_in_plots(moto_server, tmp_path, monkeypatch):
     assert [p.name for p in pngs] == ["daily_uptime.png", "environment.png", "power_timeline.png"]
     assert all(p.stat().st_size > 10_000 for p in pngs)  # drawn figures, not empty canvases
     # the simulated outage of 06:00 UTC, told in Kyiv's time (+03:00 until the 26th)
-    assert "Power OFF at 2025-10-25 09:00 (device demo_rpi, pin 4)" in OUTPUT[-1]
+    assert "Power OFF at 2025-10-25 09:00 EEST (device demo_rpi, pin 4)" in OUTPUT[-1]
     import pyarrow.parquet as pq
 
     days = pq.read_table(tmp_path / "parquet" / "days/device=demo_rpi/sensor=4/month=2025-10/data.parquet").to_pylist()
@@ -31,6 +36,38 @@ def test_the_demo_pipeline_ends_in_plots(moto_server, tmp_path, monkeypatch):
         (dt.datetime(2025, 10, 24, 21, tzinfo=dt.timezone.utc), 1440, 1440 - 150, 150),  # the Pi down 02:00-04:30
         (dt.datetime(2025, 10, 25, 21, tzinfo=dt.timezone.utc), 1500, 1500, 0),  # the clocks went back
     ]
+    # the --wait hints alone point the README's commands at the demo's data, from any folder
+    hints = demo.try_it_lines(moto_server, tmp_path, dt.datetime.combine(last, dt.time(12), tzinfo=dt.timezone.utc))
+    (exported,) = [line.strip()[len("export "):] for line in hints if line.strip().startswith("export ")]
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "BLACKOUT_"))}
+    env.update(dict(assignment.split("=", 1) for assignment in shlex.split(exported)))
+    for command in [line.strip() for line in hints if line.strip().startswith(".venv/bin/python ")]:
+        result = subprocess.run([sys.executable, *shlex.split(command)[1:]], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+        assert (result.returncode, result.stderr) == (0, ""), (command, result.stderr)
+        OUTPUT.append(result.stdout)
+    assert "Power OFF at 2025-10-25 09:00 EEST (device demo_rpi, pin 4)" in OUTPUT[-2]  # notify.py list
+    assert "device demo_rpi pin 4: power " in OUTPUT[-1] and "device demo_rpi sensor 4: " in OUTPUT[-1]  # status
+
+
+def test_the_plots_are_listed_as_the_readme_shows_them(monkeypatch):
+    monkeypatch.chdir(demo.PROJECT_DIR)
+    pngs = [demo.PROJECT_DIR / "demo-output" / "plots" / name for name in sorted(demo.PLOT_DESCRIPTIONS)]
+    readme = (demo.PROJECT_DIR / "README.md").read_text()
+    block = readme[readme.index("```\nPlots:\n") + 4:]
+    assert block[:block.index("```")].splitlines() == ["Plots:", *demo.plot_lines(pngs)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_wait_ends_on_a_signal_even_with_stdin_at_dev_null(signum):
+    """`demo.py --wait < /dev/null &`: no input() to hit EOF, a clean exit on Ctrl-C or kill."""
+    waiting = subprocess.Popen([sys.executable, "-c", "import demo; demo.wait_for_stop_signal('waiting'); "
+                                "print('stopped')"], cwd=demo.PROJECT_DIR, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert waiting.stdout.readline() == "waiting\n"  # printed once the handlers are in place
+    waiting.send_signal(signum)
+    out, err = waiting.communicate(timeout=60)
+    assert (waiting.returncode, out, err) == (0, "stopped\n", "")
 
 
 OUTPUT = []
