@@ -159,4 +159,5 @@ if __name__ == "__main__":
     from utils import not_a_command, run_cli
 
     sys.exit(run_cli(lambda argv: not_a_command(
-        "minute_job.py", __doc__, "run `python read_pin.py` or `python read_env.py` (--help lists their flags)", argv)))
+        "minute_job.py", __doc__, "run `python read_pin.py` or `python read_env.py` (--help lists their flags)",
+        argv)))

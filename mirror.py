@@ -236,4 +236,5 @@ if __name__ == "__main__":
     from utils import not_a_command, run_cli
 
     sys.exit(run_cli(lambda argv: not_a_command(
-        "mirror.py", __doc__, "aggregate.py writes the mirror after each run (s3_bucket, parquet_dir), and `python aggregate.py --device NAME --export-from DATE` rewrites a range of it", argv)))
+        "mirror.py", __doc__, "aggregate.py writes the mirror after each run (s3_bucket, parquet_dir), "
+        "and `python aggregate.py --device NAME --export-from DATE` rewrites a range of it", argv)))
