@@ -39,6 +39,7 @@ from channels import KEYS as CHANNEL_KEYS
 from messages import clock_text, iso, message_text, parse_iso, time_zone
 from utils import (
     EXIT_OK,
+    NOT_MAILED,
     ArgumentParser,
     ConfigError,
     add_config_flags,
@@ -504,7 +505,9 @@ def test_notify(config, out=None, clock=utc_now):
         outcome = channel.send(message, text, timeout=HTTP_TIMEOUT_SECONDS)
         verdict = "ok" if outcome.ok else "FAILED"
         print(f"{channel.name}: {verdict}: {outcome.detail}", file=out)
-        (log.info if outcome.ok else log.error)("test notification via %s: %s", channel.name, outcome.detail)
+        # the line above is what the user reads; the log keeps it without printing it again
+        (log.info if outcome.ok else log.error)("test notification via %s: %s", channel.name, outcome.detail,
+                                                extra=NOT_MAILED)
         failed += not outcome.ok
         if outcome.ok:
             _clear_backoff(directory, channel.name)

@@ -568,7 +568,7 @@ def test_webhook_credentials_in_the_url_go_as_basic_auth_never_to_the_log(cli_en
     assert "s3cr" not in logged
 
 
-def test_test_notify_reports_each_failure(cli_env, capsys, telegram):
+def test_test_notify_reports_each_failure(cli_env, capsys, telegram, tmp_path):
     for name, value in {"TELEGRAM_TOKEN": WRONG_TOKEN, "TELEGRAM_CHAT_ID": CHAT_ID,
                         "TELEGRAM_API_URL": telegram.url,
                         "WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/{WEBHOOK_SECRET}"}.items():
@@ -579,6 +579,9 @@ def test_test_notify_reports_each_failure(cli_env, capsys, telegram):
     assert code == 1 and len(lines) == 2
     assert lines[0].startswith("telegram: FAILED: HTTP 401") and "check telegram_token" in lines[0]
     assert lines[1].startswith("webhook: FAILED: ")
+    assert captured.err == ""  # each failure once, not again as a log line on stderr
+    logged = "".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
+    assert "ERROR test notification via telegram: HTTP 401" in logged  # the log keeps it
     everything = captured.out + captured.err
     assert "wrong_WRONG" not in everything and WEBHOOK_SECRET not in everything
 
