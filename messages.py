@@ -32,11 +32,15 @@ def parse_iso(text):
 
 
 def clock_text(ts, zone=None, reference=None):
-    """'22:30 UTC' (or '22:30' in the configured zone); with the date unless it is `reference`'s."""
+    """'22:30 UTC', '01:30 EEST' in the configured zone; with the date unless it is `reference`'s.
+
+    The zone's abbreviation as the time of day of that instant has it (EET in winter, EEST in
+    summer; '+0545' where the zone has none), so no time is read in the wrong zone.
+    """
     local = ts.astimezone(zone or dt.timezone.utc)
     same_day = reference is not None and reference.astimezone(zone or dt.timezone.utc).date() == local.date()
     text = local.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M")
-    return text if zone else text + " UTC"
+    return f"{text} {local.tzname()}"
 
 
 def duration_text(minutes):
@@ -69,6 +73,9 @@ def message_text(message, zone=None, sent_at=None):
         text = f"Power OFF at {when} ({where})"
     elif message.get("duration_minutes") is not None:
         text = f"Power back at {when} after {duration_text(message['duration_minutes'])} ({where})"
+    elif message.get("off_since_at_least"):  # the first reading ever was OFF: a lower bound only
+        since = clock_text(parse_iso(message["off_since_at_least"]), zone, at)
+        text = f"Power back at {when}, off since at least {since} ({where})"
     else:
         text = f"Power back at {when} ({where})"
     if sent_at is not None and sent_at - parse_iso(message["queued_at"]) > LATE_AFTER:

@@ -112,6 +112,9 @@ def advance(state, value, ts, notify_after):
         "at": candidate["since"],
         "previous_state": STATES[state["state"]],
         "previous_since": state["since"] if state.get("since_known") else None,
+        # the state came from the first reading ever: it held since then at least
+        "off_since_at_least": (state["since"] if not state.get("since_known") and STATES[value] == "on"
+                               else None),
         "duration_minutes": duration,
         "queued_at": iso(ts),
         "delivered": {},

@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 import dynamo
+import messages
 import notify
 import read_pin
 from filebuffer import Reading
@@ -430,7 +431,20 @@ def test_timezone_shows_local_times(cfg, clock, telegram, webhook):
     cron_run(cfg, clock, 1)
     clock.advance(30)
     cron_run(cfg, clock, 0)
-    assert texts(telegram) == ["Power OFF at 01:30 (device alex_rpi, pin 4)"]  # UTC+3 in summer
+    assert texts(telegram) == ["Power OFF at 01:30 EEST (device alex_rpi, pin 4)"]  # UTC+3 in summer
+
+
+@pytest.mark.parametrize("zone, at, text", [
+    ("Europe/Kyiv", dt.datetime(2025, 1, 10, 22, 30, tzinfo=UTC), "2025-01-11 00:30 EET"),
+    ("Europe/Kyiv", dt.datetime(2025, 7, 10, 22, 30, tzinfo=UTC), "2025-07-11 01:30 EEST"),
+    ("Asia/Kathmandu", dt.datetime(2025, 7, 10, 22, 30, tzinfo=UTC), "2025-07-11 04:15 +0545"),
+    ("UTC", dt.datetime(2025, 7, 10, 22, 30, tzinfo=UTC), "2025-07-10 22:30 UTC"),
+    (None, dt.datetime(2025, 7, 10, 22, 30, tzinfo=UTC), "2025-07-10 22:30 UTC"),
+])
+def test_every_time_carries_its_zone(zone, at, text):
+    from zoneinfo import ZoneInfo
+
+    assert messages.clock_text(at, ZoneInfo(zone) if zone else None) == text
 
 
 def test_no_channel_configured_queues_nothing(cfg, clock, caplog):
@@ -455,7 +469,8 @@ def test_simulated_history_is_recorded_not_sent(cfg, clock, telegram, webhook):
     assert telegram.requests == [] and webhook.requests == [] and queue_files(cfg) == []
     lines = notify.describe(cfg["buffer_dir"])
     assert lines[0] == "6 notifications would have been sent for the simulated history (never sent):"
-    assert lines[1:3] == ["  Power back at 2025-06-21 00:30 UTC (device alex_rpi, pin 4)",
+    # the first reading was OFF: how long it was off is not known, only since when at least
+    assert lines[1:3] == ["  Power back at 2025-06-21 00:30 UTC, off since at least 00:00 UTC (device alex_rpi, pin 4)",
                           "  Power OFF at 2025-06-21 06:00 UTC (device alex_rpi, pin 4)"]
     assert lines[3] == "  Power back at 2025-06-21 08:00 UTC after 2 h 0 min (device alex_rpi, pin 4)"
     clock.now = dt.datetime(2025, 6, 22, 0, 45, tzinfo=UTC)  # live again: continues from the history
