@@ -143,8 +143,8 @@ def plots(output_dir, first, last):
 
 
 PLOT_DESCRIPTIONS = {
-    "daily_uptime.png": "uptime per day (bars) and outages (dots)",
-    "environment.png": "temperature, humidity, pressure",
+    "daily_uptime.png": "each Kyiv day's hours ON, OFF and without a reading; its outages and uptime",
+    "environment.png": "temperature, humidity, pressure; no line where there was no reading",
     "power_timeline.png": "each Kyiv day minute by minute (the 26th is 25 h long): ON green, OFF orange, no reading grey",
 }
 
