@@ -70,7 +70,7 @@ def run(env, script, *args):
     for line in (result.stdout + result.stderr).splitlines():
         print(f"  {line}")
     if result.returncode != 0:
-        raise SystemExit(f"demo: {script} exited {result.returncode}")
+        raise SystemExit(f"Error: {script} exited {result.returncode} (its output is above)")
     return result
 
 
