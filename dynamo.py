@@ -751,6 +751,11 @@ def status_lines(config, client=None, now=None):
         oldest = f", oldest {reading.ts:%Y-%m-%d %H:%M} UTC" if reading else ""
     yield (f"buffer {buffer.directory}: {counted(len(pending), 'reading')} waiting to be flushed{oldest}; "
            f"{buffer.count('held')} held (clock), {buffer.count('bad')} bad")
+    import link
+
+    down = link.status_line(config["buffer_dir"], now)
+    if down:
+        yield down
     import notify  # the pins' power state and the notification queue live beside the buffer
 
     yield from notify.status_lines(config["buffer_dir"], config.get("device"), now)

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 STATE_FILE = ".link-down.json"
+REPORT_EVERY = dt.timedelta(days=1)  # a long outage is said once a day (cron mails it), not every minute
 PROBE_TIMEOUT_SECONDS = 3.0
 FULL_ATTEMPT_EVERY = dt.timedelta(hours=1)
 # What boto3 works the endpoint out from: another value means another endpoint, so try it.
@@ -57,6 +58,8 @@ def record_down(buffer_dir, endpoint, error, now, environ=None):
     since = earlier["since"] if earlier and earlier.get("settings") == settings(environ) else _iso(now)
     state = {"since": since, "last_attempt": _iso(now), "endpoint": endpoint,
              "settings": settings(environ), "error": " ".join(str(error).split())[:300]}
+    if earlier and earlier["since"] == since and earlier.get("reported"):
+        state["reported"] = earlier["reported"]  # the same outage: said once a day, not once an hour
     filebuffer.write_atomically(Path(buffer_dir), STATE_FILE, json.dumps(state, sort_keys=True))
 
 
@@ -92,6 +95,42 @@ def still_down(buffer_dir, now, environ=None, probe=None):
         return None
     reason = (probe or connects)(*address)
     return None if reason is None else Down(_parse(state["since"]), address, reason)
+
+
+def overdue(buffer_dir, now, after):
+    """When the recorded outage began, if it has lasted `after` or longer and was not reported
+    in the last REPORT_EVERY (it is then marked reported); else None."""
+    import filebuffer
+
+    state = load(buffer_dir)
+    if state is None or now - _parse(state["since"]) < after:
+        return None
+    reported = state.get("reported")
+    try:
+        if reported and now - _parse(reported) < REPORT_EVERY:
+            return None
+    except (TypeError, ValueError):
+        pass  # an unreadable mark: report, and write a good one
+    state["reported"] = _iso(now)
+    filebuffer.write_atomically(Path(buffer_dir), STATE_FILE, json.dumps(state, sort_keys=True))
+    return _parse(state["since"])
+
+
+def down_for(since, now):
+    """'3 d 2 h', '26 h' is harder to read: days and hours of an outage."""
+    hours = max(0, int((now - since).total_seconds() // 3600))
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if days else f"{hours} h"
+
+
+def status_line(buffer_dir, now):
+    """`dynamo.py status`'s line about a link recorded down, or None."""
+    state = load(buffer_dir)
+    if state is None:
+        return None
+    since = _parse(state["since"])
+    return (f"link: DynamoDB unreachable since {since:%Y-%m-%d %H:%M} UTC ({down_for(since, now)}), "
+            f"last tried {_parse(state['last_attempt']):%Y-%m-%d %H:%M} UTC: {state.get('error', '')}")
 
 
 def endpoint_address(endpoint):

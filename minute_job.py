@@ -13,7 +13,7 @@ from utils import EXIT_FAILED, EXIT_OK, NOT_MAILED, ConfigError, JobFailed, pars
 
 log = logging.getLogger("minute_job")
 MAX_SIMULATED_SPAN = dt.timedelta(days=366)
-JOB_KEYS = ("device", "table_prefix", "buffer_dir", "log_dir", "retention_days")
+JOB_KEYS = ("device", "table_prefix", "buffer_dir", "log_dir", "retention_days", "unreachable_alert_hours")
 
 
 def add_job_flags(parser):
@@ -124,7 +124,25 @@ def run_all(config, args, readers, notifier=None):
             notifier.finish(send=send)
     if failures:
         _raise(failures)
+    if not send and not args.no_flush:
+        report_long_outage(config)
     return EXIT_FAILED if held else EXIT_OK
+
+
+def report_long_outage(config, now=None):
+    """Readings pile up while DynamoDB stays unreachable: after unreachable_alert_hours, say so
+    once a day with exit 1, so cron mails it. A wrong region, lost credentials or a dead
+    router must not keep a Pi silently cut off for weeks."""
+    import link
+
+    now = now or utc_now()
+    after = dt.timedelta(hours=config.get("unreachable_alert_hours") or 24)
+    since = link.overdue(config["buffer_dir"], now, after)
+    if since is not None:
+        raise JobFailed(
+            f"DynamoDB unreachable since {since:%Y-%m-%d %H:%M} UTC ({link.down_for(since, now)}); "
+            f"{filebuffer.Buffer(config['buffer_dir']).count()} readings wait in {config['buffer_dir']}: "
+            "check the network, the AWS region and credentials (said once a day)")
 
 
 def _raise(failures):

@@ -294,6 +294,8 @@ KEYS = {
     "address": (_int_in(0x03, 0x77, hexadecimal=True), 0x76, "--address", "I2C address of the BME280 (default 0x76)"),
     # whether the Pi has a BME280: read_pin.py --all-sensors (the installed cron minute) reads it
     "bme280": (_boolean, True, None, None),
+    # hours DynamoDB may stay unreachable before the minute job says so (exit 1, once a day)
+    "unreachable_alert_hours": (_int_in(1, 8760), 24, None, None),
     # notifications (notify.py, read_pin.py)
     "notify_after": (_int_in(1, 60), 1, "--notify-after",
                      "announce a power change once it held for this many readings (default 1)"),
