@@ -37,10 +37,15 @@ def clock_text(ts, zone=None, reference=None):
     The zone's abbreviation as the time of day of that instant has it (EET in winter, EEST in
     summer; '+0545' where the zone has none), so no time is read in the wrong zone.
     """
+    text, abbreviation = _clock(ts, zone, reference)
+    return f"{text} {abbreviation}"
+
+
+def _clock(ts, zone, reference):
+    """(the time as clock_text writes it without its zone, the zone's abbreviation then)."""
     local = ts.astimezone(zone or dt.timezone.utc)
     same_day = reference is not None and reference.astimezone(zone or dt.timezone.utc).date() == local.date()
-    text = local.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M")
-    return f"{text} {local.tzname()}"
+    return local.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M"), local.tzname()
 
 
 def duration_text(minutes):
@@ -115,10 +120,11 @@ def webhook_document(message, text):
 # --- the watchdog's texts ------------------------------------------------------------------
 
 def span_text(start, end, zone=None, reference=None):
-    """'22:31–01:30 UTC' (the zone's name only once; dates only where not `reference`'s day)."""
-    local_zone = zone or dt.timezone.utc
-    text = f"{clock_text(start, local_zone, reference)}–{clock_text(end, local_zone, reference)}"
-    return text if zone else text + " UTC"
+    """'22:31–01:30 UTC' (the zone's abbreviation once, twice if the clocks changed between;
+    dates only where not `reference`'s day)."""
+    (first, first_zone), (last, last_zone) = _clock(start, zone, reference), _clock(end, zone, reference)
+    return (f"{first}–{last} {last_zone}" if first_zone == last_zone
+            else f"{first} {first_zone}–{last} {last_zone}")
 
 
 def minutes_between(start, end):

@@ -259,6 +259,7 @@ def test_a_malformed_url_is_one_line_naming_it_exit_2(cli_env, capsys, tmp_path,
     code = run_cli(read_pin.main, ["--pin", "4", "--simulate", "--value", "1", *flags])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
+    named = named.replace("in config.toml", f"in {tmp_path / 'config.toml'}")  # the file by its full path
     assert captured.err.count("\n") == 1 and captured.err.startswith("Error: " + named), captured.err
     assert "s3cret" not in captured.err and "Traceback" not in captured.err
 
@@ -269,7 +270,7 @@ def test_a_malformed_url_in_config_toml_stops_a_real_process(server_env, tmp_pat
     (tmp_path / "config.toml").write_text('apprise_urls = ["ntfy://power-topic-s3cret", "pover:/s3cret-key@tok"]\n')
     result = run_script("read_pin.py", "--pin", "4", "--simulate", "--value", "1", env=server_env)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith("Error: apprise_urls in config.toml: URL 2 of 2 ('pover:…', 21 characters) "
+    assert result.stderr.startswith(f"Error: apprise_urls in {tmp_path / 'config.toml'}: URL 2 of 2 ('pover:…', 21 characters) "
                                     "is not an Apprise URL") and result.stderr.count("\n") == 1
     assert "s3cret" not in result.stderr
     assert not list((tmp_path / "buffer").glob("*.json"))

@@ -132,8 +132,8 @@ def test_a_late_backlog_within_the_wait_still_tells_the_cause(dynamodb, wd_confi
 
 
 @pytest.mark.parametrize("zone, silent, back", [
-    ("Europe/Kyiv", "No word from alex_rpi since 01:30 (6 min)", "the internet was down 01:30–02:10"),
-    ("America/New_York", "No word from alex_rpi since 18:30 (6 min)", "the internet was down 18:30–19:10"),
+    ("Europe/Kyiv", "No word from alex_rpi since 01:30 EEST (6 min)", "the internet was down 01:30–02:10 EEST"),
+    ("America/New_York", "No word from alex_rpi since 18:30 EDT (6 min)", "the internet was down 18:30–19:10 EDT"),
 ])
 def test_times_in_the_users_zone(dynamodb, wd_config, webhook, zone, silent, back):
     wd_config["timezone"] = zone
@@ -379,7 +379,7 @@ def test_handler_as_lambda_calls_it_with_secrets_from_ssm(dynamodb, wd_config, w
     result = watchdog.handler(event, LambdaContext())
     assert result == {"checked": 2, "at": "2025-06-21T22:36:10.000000+00:00", "announced": [DEVICE]}
     (request,) = webhook.delivered()
-    assert request.path == "/hook/s3cr3t" and request.body["text"].startswith("No word from alex_rpi since 22:30 (")
+    assert request.path == "/hook/s3cr3t" and request.body["text"].startswith("No word from alex_rpi since 22:30 UTC (")
     assert watchdog.handler(event, LambdaContext())["announced"] == []
 
 
