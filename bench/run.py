@@ -37,6 +37,7 @@ import filebuffer  # noqa: E402
 import mirror  # noqa: E402
 import sensors  # noqa: E402
 import utils  # noqa: E402
+import watchdog_bench  # noqa: E402
 
 UTC = dt.timezone.utc
 DEVICE = "bench_rpi"

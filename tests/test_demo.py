@@ -36,13 +36,13 @@ def test_the_demo_pipeline_ends_in_plots(moto_server, tmp_path, monkeypatch):
         (dt.datetime(2025, 10, 24, 21, tzinfo=dt.timezone.utc), 1440, 1440 - 150, 150),  # the Pi down 02:00-04:30
         (dt.datetime(2025, 10, 25, 21, tzinfo=dt.timezone.utc), 1500, 1500, 0),  # the clocks went back
     ]
-    # the --wait hints alone point the README's commands at the demo's data, from any folder
+    # the --wait hints alone point the README's commands, run in the project folder, at the demo's data
     hints = demo.try_it_lines(moto_server, tmp_path, dt.datetime.combine(last, dt.time(12), tzinfo=dt.timezone.utc))
     (exported,) = [line.strip()[len("export "):] for line in hints if line.strip().startswith("export ")]
     env = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "BLACKOUT_"))}
     env.update(dict(assignment.split("=", 1) for assignment in shlex.split(exported)))
     for command in [line.strip() for line in hints if line.strip().startswith(".venv/bin/python ")]:
-        result = subprocess.run([sys.executable, *shlex.split(command)[1:]], env=env, cwd=tmp_path,
+        result = subprocess.run([sys.executable, *shlex.split(command)[1:]], env=env, cwd=demo.PROJECT_DIR,
                                 capture_output=True, text=True, timeout=120)
         assert (result.returncode, result.stderr) == (0, ""), (command, result.stderr)
         OUTPUT.append(result.stdout)
