@@ -2,8 +2,8 @@
 
     python dynamo.py create-tables      # idempotent: tables, status index, TTL
     python dynamo.py flush              # send the buffer
-    python dynamo.py status --device NAME
-    python dynamo.py policy --device NAME [--admin]
+    python dynamo.py status --device NAME       # status.py
+    python dynamo.py policy --device NAME [--admin]   # policy.py
 
 This module is the one place that knows the key formats. It imports boto3 only inside the
 functions that talk to AWS, so the minute jobs pay for boto3 only when they flush.
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import filebuffer
 from filebuffer import format_ts  # the items' ts is the buffer's: defined there, for the minute path
-import utils
 from utils import (
     EXIT_FAILED,
     EXIT_OK,
@@ -45,7 +44,6 @@ FLUSH_WORKERS = 4  # BatchWriteItem requests in flight at once
 FLUSH_READ_TIMEOUT_SECONDS = 5  # a batch is a few KB; 3 attempts must fit the minute with the budget
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 2.0
-STATUS_MONTHS = 13  # how far back `status` looks for days items of another time zone
 UNREACHABLE_CODES = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
     "InternalServerError", "ServiceUnavailable", "InternalFailure",
@@ -638,7 +636,7 @@ def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):
     return result
 
 
-# --- status -----------------------------------------------------------------------------------
+# --- queries shared by status, the watchdog and the aggregator ---------------------------------
 
 def sensors_of(client, table, device):
     """The sensors `device` has recorded, from its registry items."""
@@ -646,24 +644,6 @@ def sensors_of(client, table, device):
     items = query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
                       ExpressionAttributeValues={":pk": {"S": pk}})
     return sorted((item["sensor"]["S"] for item in items), key=lambda s: (not s.isdigit(), s.zfill(3)))
-
-
-def count_awaiting(client, table, device, sensor, since=None):
-    """How many minute items of the sensor wait for the aggregator (from `since` on, if given)."""
-    total, kwargs = 0, {
-        "TableName": table, "IndexName": INDEX_NAME, "Select": "COUNT",
-        "KeyConditionExpression": "pk_status = :s",
-        "ExpressionAttributeValues": {":s": {"S": status_key(device, sensor)}},
-    }
-    if since is not None:
-        kwargs["KeyConditionExpression"] += " AND ts >= :since"
-        kwargs["ExpressionAttributeValues"][":since"] = {"S": format_ts(since)}
-    while True:
-        page = call(client.query, table, **kwargs)
-        total += page.get("Count", 0)
-        if "LastEvaluatedKey" not in page:
-            return total
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def minute_range(client, table, device, sensor, start, end, newest_first=False, limit=None):
@@ -703,347 +683,6 @@ def newest_item(client, table, partitions):
     return None
 
 
-STATUS_HOURS_BACK = 72  # status looks for the newest reading this far back (one query an hour)
-STATUS_DAYS_BACK = 62  # and for the newest aggregated hour this far back (one query a day)
-
-
-def newest_reading(client, table, device, sensor, now, hours_back=STATUS_HOURS_BACK):
-    partitions = (minute_key(device, sensor, now - dt.timedelta(hours=h))[0] for h in range(hours_back))
-    return newest_item(client, table, partitions)
-
-
-def newest_aggregated_hour(client, table, device, sensor, now, days_back=STATUS_DAYS_BACK):
-    partitions = (hour_key(device, sensor, now - dt.timedelta(days=d))[0] for d in range(days_back))
-    item = newest_item(client, table, partitions)
-    if item is None:
-        return None
-    _device, _sensor, day = parse_partition(item["pk"])
-    return day + dt.timedelta(hours=sk_number(item["sk"]))
-
-
-def days_in_other_zones(client, table, device, sensor, zone_name, today, months_back=STATUS_MONTHS):
-    """[(date, tz)] of the days items of the last `months_back` months not in `zone_name`."""
-    other, month = [], today.replace(day=1)
-    for _ in range(months_back):
-        pk, _sk = day_key(device, sensor, month)
-        for item in map(plain, query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
-                                         ExpressionAttributeValues={":pk": {"S": pk}})):
-            if day_zone(item) != zone_name:
-                other.append((month.replace(day=sk_number(item["sk"])), day_zone(item)))
-        month = (month - dt.timedelta(days=1)).replace(day=1)
-    return sorted(other)
-
-
-def counted(number, noun):
-    """'1 reading', '2 readings'."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def status_lines(config, client=None, now=None):
-    """What `dynamo.py status` prints: the buffer, then each sensor of the device."""
-    now = now or utc_now()
-    client = client or aws_client()  # a configuration error first, before any line
-    buffer = filebuffer.Buffer(config["buffer_dir"])
-    pending = buffer.pending()
-    oldest = ""
-    if pending:
-        reading = buffer.load(pending[0])
-        oldest = f", oldest {reading.ts:%Y-%m-%d %H:%M} UTC" if reading else ""
-    yield (f"buffer {buffer.directory}: {counted(len(pending), 'reading')} waiting to be flushed{oldest}; "
-           f"{buffer.count('held')} held (clock), {buffer.count('bad')} bad")
-    import link
-
-    down = link.status_line(config["buffer_dir"], now)
-    if down:
-        yield down
-    import notify  # the pins' power state and the notification queue live beside the buffer
-
-    yield from notify.status_lines(config["buffer_dir"], config.get("device"), now)
-    names = table_names(config["table_prefix"])
-    device = config["device"]
-    sensors = sensors_of(client, names["minutes"], device)
-    if not sensors:
-        yield f"device {device}: no readings stored in {names['minutes']} yet"
-    hour_under_way = now.replace(minute=0, second=0, microsecond=0)
-    for sensor in sensors:
-        # each part says how far it looked: "none" alone read as "nothing was ever aggregated"
-        # when the history is simply older than the window (simulated --at days, say)
-        newest = newest_reading(client, names["minutes"], device, sensor, now)
-        newest_text = (f"newest reading {dt.datetime.fromisoformat(newest['ts']):%Y-%m-%d %H:%M} UTC" if newest
-                       else f"no reading in the last {STATUS_HOURS_BACK} hours")
-        hour = newest_aggregated_hour(client, names["hours"], device, sensor, now)
-        hour_text = (f"newest aggregated hour {hour:%Y-%m-%d %H}:00 UTC" if hour
-                     else f"no hour aggregated in the last {STATUS_DAYS_BACK} days")
-        waiting = count_awaiting(client, names["minutes"], device, sensor)
-        waiting_text = f"{counted(waiting, 'minute')} awaiting aggregation"
-        current = count_awaiting(client, names["minutes"], device, sensor, since=hour_under_way) if waiting else 0
-        if current:
-            waiting_text += (f" ({current} in the hour under way, which the first run after "
-                             "it ends aggregates)")
-        yield f"device {device} sensor {sensor}: {newest_text}; {waiting_text}; {hour_text}"
-        zone = utils.zone(config.get("timezone"))
-        other = days_in_other_zones(client, names["days"], device, sensor, zone.key, now.astimezone(zone).date())
-        if other:
-            zones = ", ".join(sorted({tz for _day, tz in other}))
-            yield (f"device {device} sensor {sensor}: {len(other)} days items in another time zone ({zones}) "
-                   f"than timezone {zone.key}, {other[0][0]} to {other[-1][0]}; recompute them with "
-                   f"aggregate.py --rebuild-days --from {other[0][0]} --to {other[-1][0]}")
-    for watched in config.get("watch") or [device]:
-        yield watchdog_status_line(client, names["minutes"], watched, now)
-
-
-# --- the watchdog's state (watchdog.py) -------------------------------------------------------
-
-# Attributes of the state item, besides pk, sk: device, phase (watching, silent, resumed,
-# unseen), version (each write adds 1 and is conditional on the one read), silent_since (the
-# last reading before the silence), silent_announced, resumed_at (when the watchdog saw
-# readings again), back_ts (the newest reading then), last_word, outbox (JSON: announcements
-# not yet delivered to every channel), lease_owner and lease_until (the run delivering them).
-WATCHDOG_ATTRIBUTES = ("device", "phase", "version", "silent_since", "silent_announced", "resumed_at",
-                       "back_ts", "last_word", "outbox", "lease_owner", "lease_until", "sensors")
-BATCH_GET_LIMIT = 100  # BatchGetItem's documented maximum of keys
-
-
-def _watchdog_state(item):
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserialize = TypeDeserializer().deserialize
-    state = {name: deserialize(value) for name, value in item.items() if name in WATCHDOG_ATTRIBUTES}
-    state["version"] = int(state.get("version", 0))
-    state["outbox"] = json.loads(state.get("outbox") or "[]")
-    if "sensors" in state:
-        state["sensors"] = list(state["sensors"])
-    return state
-
-
-def load_watchdog_state(client, table, device):
-    """The watchdog's state of `device` as a plain dict (outbox decoded), or None.
-
-    A strongly consistent Query (not GetItem: a device's policy allows Query on its key).
-    """
-    pk, sk = watchdog_key(device)
-    page = call(client.query, table, TableName=table, ConsistentRead=True,
-                KeyConditionExpression="pk = :pk AND sk = :sk",
-                ExpressionAttributeValues={":pk": {"S": pk}, ":sk": {"S": sk}})
-    return _watchdog_state(page["Items"][0]) if page.get("Items") else None
-
-
-def load_watchdog_states(client, table, devices, sleep=time.sleep):
-    """{device: state or None} of many devices: strongly consistent BatchGetItem, 100 keys a
-    request, unprocessed keys asked again with backoff."""
-    states = dict.fromkeys(devices)
-    for start in range(0, len(devices), BATCH_GET_LIMIT):
-        keys = [dict(zip(("pk", "sk"), ({"S": part} for part in watchdog_key(device))))
-                for device in devices[start:start + BATCH_GET_LIMIT]]
-        request, attempt = {table: {"Keys": keys, "ConsistentRead": True}}, 0
-        while request:
-            answer = call(client.batch_get_item, table, RequestItems=request)
-            for item in answer.get("Responses", {}).get(table, []):
-                state = _watchdog_state(item)
-                states[state["device"]] = state
-            request = {name: left for name, left in answer.get("UnprocessedKeys", {}).items() if left.get("Keys")}
-            if request:
-                attempt += 1
-                if attempt > 8:
-                    raise CloudUnreachable("DynamoDB kept watchdog states unprocessed")
-                sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** attempt)))
-    return states
-
-
-def save_watchdog_state(client, table, state, expected_version):
-    """Write the state if nobody wrote it since `expected_version` was read (0: no item yet).
-
-    Returns False when another run got there first (the caller reads again); the new state
-    carries version expected_version + 1.
-    """
-    from boto3.dynamodb.types import TypeSerializer
-    from botocore.exceptions import ClientError
-
-    pk, sk = watchdog_key(state["device"])
-    document = {name: state[name] for name in WATCHDOG_ATTRIBUTES if state.get(name) is not None}
-    document.update(version=expected_version + 1, outbox=json.dumps(state.get("outbox") or [], sort_keys=True))
-    serialize = TypeSerializer().serialize
-    item = {"pk": {"S": pk}, "sk": {"S": sk}, **{name: serialize(value) for name, value in document.items()}}
-    if expected_version:
-        condition = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": number(expected_version)}}
-    else:
-        condition = {"ConditionExpression": "attribute_not_exists(pk)"}
-    try:
-        client.put_item(TableName=table, Item=item, **condition)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise classify(error, table) from None
-    except Exception as error:
-        raise classify(error, table) from None
-    state["version"] = expected_version + 1
-    return True
-
-
-def watchdog_outage(client, table, device):
-    """(silent_since, back_ts) of the silence the watchdog last announced for `device`, as
-    datetimes (back_ts None while it lasts); None when it announced none.
-
-    The Pi asks this before sending messages that waited in its queue: what the watchdog
-    already told (one story per outage) stays quiet.
-    """
-    state = load_watchdog_state(client, table, device)
-    if not state or not state.get("silent_announced") or not state.get("silent_since"):
-        return None
-    back = state.get("back_ts")
-    return (dt.datetime.fromisoformat(state["silent_since"]),
-            dt.datetime.fromisoformat(back) if back and state.get("phase") != "silent" else None)
-
-
-def watchdog_status_line(client, table, device, now):
-    """What the watchdog knows of `device`, one line: its last word, silent or not."""
-    newest = [newest_reading(client, table, device, sensor, now) for sensor in sensors_of(client, table, device)]
-    newest = [item["ts"] for item in newest if item]
-    last_word = f"last word {max(newest)}" if newest else "no reading in the last 72 hours"
-    state = load_watchdog_state(client, table, device)
-    if state is None:
-        return f"watchdog: {device}: {last_word}; nothing recorded (not watched yet, or never silent)"
-    phase = state.get("phase")
-    if phase == "unseen":
-        return f"watchdog: {device}: has never sent a reading"
-    since = state.get("silent_since")
-    if phase == "silent":
-        line = f"watchdog: {device}: SILENT since {since} (announced)"
-    elif phase == "resumed":
-        line = (f"watchdog: {device}: {last_word}; back after a silence from {since}, "
-                "waiting for its buffered readings to tell the cause")
-    else:
-        line = f"watchdog: {device}: {last_word}; not silent" + (
-            f" (last silence {since} to {state.get('back_ts')})" if since else "")
-    pending = len(state.get("outbox") or [])
-    if pending:
-        line += f"; {pending} announcement(s) not yet delivered to every channel"
-    return line
-
-
-# --- IAM policies -------------------------------------------------------------------------------
-
-DEVICE_ACTIONS = (  # everything flush, status and aggregate do on DynamoDB; never Scan or Delete*
-    "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
-)
-ADMIN_ACTIONS = (
-    "dynamodb:CreateTable", "dynamodb:DescribeTable",
-    "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive",
-)
-PARQUET_KINDS = ("minutes", "hours", "days")  # the mirror's top-level folders
-
-
-def table_arns(prefix, with_index=False):
-    """Table ARNs of `prefix`; region and account are the only wildcards."""
-    arns = [f"arn:aws:dynamodb:*:*:table/{name}" for name in table_names(prefix).values()]
-    return arns + [f"{arn}/index/{INDEX_NAME}" for arn in arns] if with_index else arns
-
-
-def policy_document(config, device, bucket=None, prefix=None, sns_topic_arn=None):
-    """The IAM policy of one Pi: its own keys in its own tables, its own Parquet folders.
-
-    dynamodb:LeadingKeys limits every item and query partition key to `device#NAME#...`: its
-    minutes, hours and days partitions, its registry item (`device#NAME#registry`) and its
-    status keys on status-index (`device#NAME#sensor#...#status#new`). The only wildcards
-    are the region and account in the ARNs, the key suffix after `device#NAME#` and the file
-    path below `device=NAME/`.
-    """
-    from utils import _device
-
-    device = _device("--device", device)
-    statements = [
-        {
-            "Sid": "OwnItemsOnly",
-            "Effect": "Allow",
-            "Action": list(DEVICE_ACTIONS),
-            "Resource": table_arns(config["table_prefix"], with_index=True),
-            # ForAllValues is true on an empty set, so also require the keys to be present.
-            "Condition": {
-                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"device#{device}#*"]},
-                "Null": {"dynamodb:LeadingKeys": "false"},
-            },
-        },
-        {
-            # the watchdog's state of this device, read-only: the Pi keeps quiet about an
-            # outage the watchdog already told (watchdog_outage)
-            "Sid": "ReadWatchdogState",
-            "Effect": "Allow",
-            "Action": ["dynamodb:Query"],
-            "Resource": table_arns(config["table_prefix"])[:1],
-            "Condition": {
-                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [watchdog_key(device)[0]]},
-                "Null": {"dynamodb:LeadingKeys": "false"},
-            },
-        },
-        {
-            "Sid": "DescribeOwnTables",
-            "Effect": "Allow",
-            "Action": ["dynamodb:DescribeTable"],
-            "Resource": table_arns(config["table_prefix"]),
-        },
-    ]
-    if bucket:
-        # One folder per kind: a '*' between the prefix and device=NAME would also match
-        # another device's folder with a device=NAME folder made inside it.
-        statements.append({
-            "Sid": "OwnParquetMirror",
-            "Effect": "Allow",
-            "Action": ["s3:PutObject"],
-            "Resource": [f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}{kind}/device={device}/*"
-                         for kind in PARQUET_KINDS],
-        })
-    if sns_topic_arn:  # the power-change notifications' SNS channel (notify.py)
-        statements.append({
-            "Sid": "PublishPowerChanges",
-            "Effect": "Allow",
-            "Action": ["sns:Publish"],
-            "Resource": [sns_topic_arn],
-        })
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def watchdog_policy_document(config, sns_topic_arn=None):
-    """The IAM policy of the watchdog: read every device's registry and readings in the
-    minutes table, read and write its own state items; never Scan, never another table."""
-    minutes = table_arns(config["table_prefix"])[:1]
-    statements = [
-        {
-            "Sid": "ReadReadings",
-            "Effect": "Allow",
-            "Action": ["dynamodb:Query"],
-            "Resource": minutes,
-            "Condition": {
-                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["device#*"]},
-                "Null": {"dynamodb:LeadingKeys": "false"},
-            },
-        },
-        {
-            "Sid": "OwnState",
-            "Effect": "Allow",
-            "Action": ["dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"],
-            "Resource": minutes,
-            "Condition": {
-                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [watchdog_key("*")[0]]},
-                "Null": {"dynamodb:LeadingKeys": "false"},
-            },
-        },
-    ]
-    if sns_topic_arn:
-        statements.append({"Sid": "PublishAnnouncements", "Effect": "Allow",
-                           "Action": ["sns:Publish"], "Resource": [sns_topic_arn]})
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def admin_policy_document(config):
-    """The IAM policy of whoever runs `dynamo.py create-tables` (tables, index, TTL)."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "CreateTables",
-        "Effect": "Allow",
-        "Action": list(ADMIN_ACTIONS),
-        "Resource": table_arns(config["table_prefix"], with_index=True),
-    }]}
-
-
 # --- CLI --------------------------------------------------------------------------------------
 
 COMMON_KEYS = ("table_prefix", "buffer_dir", "log_dir")
@@ -1081,6 +720,8 @@ KEYS_OF = {
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "policy":  # prints only: no logs, no AWS
+        from policy import admin_policy_document, policy_document, watchdog_policy_document
+
         if args.admin:
             document = admin_policy_document(load_config(args, ("table_prefix",)))
         elif args.watchdog:
@@ -1115,6 +756,8 @@ def main(argv=None):
         flush_and_report(config, args.time_budget)
         return EXIT_OK
     if args.command == "status":
+        from status import status_lines
+
         try:
             for line in status_lines(config):
                 print(line)

@@ -49,9 +49,10 @@ def told_by_watchdog(config):
     """The silence of this device the watchdog announced (see notify.Notifier), asked once with
     short timeouts: it is asked only after a flush, while power messages wait to be sent."""
     import dynamo  # only here: a minute with the link down imports no dynamo (nor botocore)
+    import watchdog_state
 
     client = dynamo.aws_client(read_timeout=2, attempts=1)
-    return dynamo.watchdog_outage(client, dynamo.table_names(config["table_prefix"])["minutes"], config["device"])
+    return watchdog_state.watchdog_outage(client, dynamo.table_names(config["table_prefix"])["minutes"], config["device"])
 
 
 def pin_reader(config, args):

@@ -31,6 +31,8 @@ import sys
 import uuid
 
 import dynamo
+
+import watchdog_state
 from channels import HTTP_TIMEOUT_SECONDS, channels_from_config
 from channels import KEYS as CHANNEL_KEYS
 from messages import back_text, iso, minutes_between, parse_iso, silent_text, time_zone
@@ -230,7 +232,7 @@ class Run:
                             (state or {}).get("sensors"))
         for attempt in range(3):
             if attempt or not prefetched:
-                state = dynamo.load_watchdog_state(self.client, self.table, device)
+                state = watchdog_state.load_watchdog_state(self.client, self.table, device)
             version = state["version"] if state else 0
             if state and self.leased_by_another(state):
                 log.info("%s: another run is delivering its announcements", device)
@@ -251,7 +253,7 @@ class Run:
                 for message in new["outbox"]:
                     log.warning("%s (no notification channel configured)", message["text"])
                 new["outbox"] = []
-            if dynamo.save_watchdog_state(self.client, self.table, new, version):
+            if watchdog_state.save_watchdog_state(self.client, self.table, new, version):
                 break
             log.info("%s: its state changed under this run; reading it again", device)
         else:
@@ -288,7 +290,7 @@ class Run:
         state["outbox"] = [message for message in state["outbox"]
                            if not names <= set(message["delivered"]) | set(message["gave_up"])]
         state.update(lease_owner=None, lease_until=None)
-        if not dynamo.save_watchdog_state(self.client, self.table, state, state["version"]):
+        if not watchdog_state.save_watchdog_state(self.client, self.table, state, state["version"]):
             log.warning("%s: state changed while this run delivered (lease expired?)", state["device"])
 
 
@@ -299,7 +301,7 @@ def run(config, now, client=None):
     devices = config["watch"]
     outcomes, failures = {}, []
     try:  # every device's state in a few requests (100 a request) rather than one each
-        states = dynamo.load_watchdog_states(checker.client, checker.table, devices)
+        states = watchdog_state.load_watchdog_states(checker.client, checker.table, devices)
     except dynamo.CloudUnreachable as error:
         raise JobFailed(f"DynamoDB unreachable: {error}") from None
 

@@ -13,6 +13,10 @@ import importlib.util
 import pytest
 
 import dynamo
+
+
+import status
+import policy
 import filebuffer
 import utils
 from tests import strict_dynamodb as strict
@@ -87,7 +91,7 @@ def test_flush_is_strictly_valid(strict_tables, config):
 def test_status_is_strictly_valid(strict_tables, config):
     buffer_readings(config, count=5)
     dynamo.flush(config)
-    lines = list(dynamo.status_lines(config, now=START + dt.timedelta(hours=1)))
+    lines = list(status.status_lines(config, now=START + dt.timedelta(hours=1)))
     assert strict_tables.violations == []
     assert "Query" in strict_tables.operations()
     assert any("sensor 4" in line for line in lines), lines
@@ -150,13 +154,13 @@ def test_device_policy_allows_every_call_of_flush_status_and_aggregate(strict_ta
     self_calls = len(strict_tables.calls)
     buffer_readings(config, count=130)
     dynamo.flush(config)
-    list(dynamo.status_lines(config, now=START + dt.timedelta(hours=3)))
+    list(status.status_lines(config, now=START + dt.timedelta(hours=3)))
     run_aggregate(config, monkeypatch)
     device_calls = strict_tables.calls[self_calls:]
-    document = dynamo.policy_document(config, config["device"])
+    document = policy.policy_document(config, config["device"])
     denied = [(o, p) for o, p in device_calls if not allowed(document, o, p, strict_tables.schemas)]
     assert denied == []
-    other = dynamo.policy_document(config, "alex_rpi2")
+    other = policy.policy_document(config, "alex_rpi2")
     assert all(not allowed(other, o, p, strict_tables.schemas)
                for o, p in device_calls if o != "DescribeTable")
 
@@ -165,21 +169,21 @@ def test_device_policy_allows_every_call_of_flush_and_status(strict_tables, conf
     first = len(strict_tables.calls)
     buffer_readings(config, count=30)
     dynamo.flush(config)
-    list(dynamo.status_lines(config, now=START + dt.timedelta(hours=1)))
+    list(status.status_lines(config, now=START + dt.timedelta(hours=1)))
     calls = strict_tables.calls[first:]
-    document = dynamo.policy_document(config, config["device"])
+    document = policy.policy_document(config, config["device"])
     assert [(o, p) for o, p in calls if not allowed(document, o, p, strict_tables.schemas)] == []
     # the same calls by another device's policy: every data call is denied
     for name in ("alex", "alex_rpi2", "ALEX_RPI"):
-        other = dynamo.policy_document(config, name)
+        other = policy.policy_document(config, name)
         assert not any(allowed(other, o, p, strict_tables.schemas) for o, p in calls if o != "DescribeTable")
 
 
 def test_admin_policy_allows_create_tables(strict_tables, config):
-    document = dynamo.admin_policy_document(config)
+    document = policy.admin_policy_document(config)
     calls = [(o, p) for o, p in strict_tables.calls]
     assert calls and all(allowed(document, o, p, strict_tables.schemas) for o, p in calls)
-    device = dynamo.policy_document(config, config["device"])
+    device = policy.policy_document(config, config["device"])
     assert not any(allowed(device, o, p, strict_tables.schemas) for o, p in calls if o != "DescribeTable")
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 import dynamo
+
+import policy
 from tests.conftest import SCRIPT_TIMEOUT_SECONDS
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
@@ -137,13 +139,13 @@ def test_device_policy_is_dynamo_policy_document(template):
     resource = template["Resources"]["DevicePolicy"]
     assert resource["Type"] == "AWS::IAM::ManagedPolicy" and resource["Condition"] == "HasDevice"
     rendered = resolve(resource["Properties"]["PolicyDocument"], template)
-    expected = dynamo.policy_document({"table_prefix": "home"}, "alex_rpi", BUCKET, "bm/data")
+    expected = policy.policy_document({"table_prefix": "home"}, "alex_rpi", BUCKET, "bm/data")
     assert rendered == expected
 
 
 def test_admin_policy_is_dynamo_admin_policy_document(template):
     rendered = resolve(template["Resources"]["AdminPolicy"]["Properties"]["PolicyDocument"], template)
-    assert rendered == dynamo.admin_policy_document({"table_prefix": "home"})
+    assert rendered == policy.admin_policy_document({"table_prefix": "home"})
 
 
 def test_parameters_validate_like_the_config(template):
@@ -181,7 +183,11 @@ def lambda_zip(tmp_path_factory):
 
 
 def dynamo_watchdog_modules():
-    return ("watchdog.py", "dynamo.py", "channels.py", "messages.py", "utils.py", "filebuffer.py", "apprise_channel.py")
+    """The package's modules, as the Makefile lists them (one place for the list)."""
+    for line in (PROJECT / "Makefile").read_text().splitlines():
+        if line.startswith("LAMBDA_MODULES :="):
+            return tuple(line.split(":=", 1)[1].split())
+    raise AssertionError("no LAMBDA_MODULES in the Makefile")
 
 
 def test_lambda_package_imports_on_its_own(lambda_zip, tmp_path):
@@ -203,10 +209,10 @@ def test_lambda_package_imports_on_its_own(lambda_zip, tmp_path):
 
 def test_watchdog_role_is_dynamo_watchdog_policy(template):
     role = template["Resources"]["WatchdogRole"]["Properties"]
-    (policy,) = role["Policies"]
+    (role_policy,) = role["Policies"]
     # the SNS statement is there only with a topic (Fn::If)
-    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"] if "Fn::If" not in s}
-    expected = {s["Sid"]: s for s in dynamo.watchdog_policy_document({"table_prefix": "home"})["Statement"]}
+    statements = {s["Sid"]: s for s in role_policy["PolicyDocument"]["Statement"] if "Fn::If" not in s}
+    expected = {s["Sid"]: s for s in policy.watchdog_policy_document({"table_prefix": "home"})["Statement"]}
     for sid, statement in expected.items():
         assert resolve(statements[sid], template) == statement
     assert set(statements) - set(expected) == {"Secrets", "Logs", "DeadLetters"}

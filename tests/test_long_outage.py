@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import dynamo
+import status
 import filebuffer
 import link
 import minute_job
@@ -85,6 +85,6 @@ def test_the_cron_minute_mails_it_once_then_stays_quiet(server_env):
 
 
 def test_status_shows_since_when(dynamodb, down_since_t0):
-    lines = list(dynamo.status_lines(down_since_t0, dynamodb, now=T0 + dt.timedelta(hours=50)))
+    lines = list(status.status_lines(down_since_t0, dynamodb, now=T0 + dt.timedelta(hours=50)))
     assert lines[1] == ("link: DynamoDB unreachable since 2025-06-21 19:00 UTC (2 d 2 h), "
                         "last tried 2025-06-21 19:00 UTC: Connection refused")

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-import dynamo
+import status
 import messages
 import notify
 import read_pin
@@ -499,7 +499,7 @@ def test_status_command_shows_state_and_queue(dynamodb, config, cfg, clock, tele
     cron_run(cfg, clock, 1)
     clock.advance(5)
     cron_run(cfg, clock, 0)
-    lines = list(dynamo.status_lines(config, dynamodb, now=clock()))
+    lines = list(status.status_lines(config, dynamodb, now=clock()))
     assert "device alex_rpi pin 4: power OFF since 22:05 UTC (last reading 22:05 UTC)" in lines
     assert "notifications: 1 waiting, oldest from 22:05 UTC" in lines[2]
     assert lines[3].startswith("notification channel telegram: failing since 22:05 UTC (1 attempts)")

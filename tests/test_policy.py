@@ -6,6 +6,8 @@ import re
 import pytest
 
 import dynamo
+
+import policy
 from tests.conftest import run_script
 from tests.strict_dynamodb import iam_match
 
@@ -23,7 +25,7 @@ def env(tmp_path):
     return environment
 
 
-def policy(env, *args):
+def policy_cli(env, *args):
     result = run_script("dynamo.py", "policy", *args, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -36,7 +38,7 @@ def statements(document):
 
 
 def test_device_policy_structure(env):
-    document = policy(env, "--device", "alex_rpi")
+    document = policy_cli(env, "--device", "alex_rpi")
     found = statements(document)
     assert set(found) == {"OwnItemsOnly", "ReadWatchdogState", "DescribeOwnTables"}  # no bucket: no S3
     items = found["OwnItemsOnly"]
@@ -54,7 +56,7 @@ def test_device_policy_structure(env):
 
 def test_no_wildcard_actions_no_scan_no_delete(env):
     for args in (["--device", "alex_rpi", "--bucket", "my-bucket"], ["--admin"]):
-        document = policy(env, *args)
+        document = policy_cli(env, *args)
         for statement in document["Statement"]:
             assert statement["Effect"] == "Allow"
             for action in statement["Action"]:
@@ -72,7 +74,7 @@ def test_no_wildcard_actions_no_scan_no_delete(env):
 
 def test_leading_keys_cover_the_devices_keys_only():
     config = {"table_prefix": "home"}
-    condition = statements(dynamo.policy_document(config, "alex_rpi"))["OwnItemsOnly"]["Condition"]
+    condition = statements(policy.policy_document(config, "alex_rpi"))["OwnItemsOnly"]["Condition"]
     (pattern,) = condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     ts = __import__("datetime").datetime(2025, 6, 21, 19, 0, tzinfo=__import__("datetime").timezone.utc)
     own = [
@@ -89,7 +91,7 @@ def test_leading_keys_cover_the_devices_keys_only():
 
 
 def test_s3_only_under_the_devices_own_folders(env):
-    found = statements(policy(env, "--device", "alex_rpi", "--bucket", "my-bucket", "--prefix", "bm/data"))
+    found = statements(policy_cli(env, "--device", "alex_rpi", "--bucket", "my-bucket", "--prefix", "bm/data"))
     mirror = found["OwnParquetMirror"]
     assert mirror["Action"] == ["s3:PutObject"]
     assert mirror["Resource"] == [f"arn:aws:s3:::my-bucket/bm/data/{kind}/device=alex_rpi/*"
@@ -106,12 +108,12 @@ def test_s3_only_under_the_devices_own_folders(env):
 
 def test_bucket_from_config(env, tmp_path):
     (tmp_path / "config.toml").write_text('table_prefix = "home"\ns3_bucket = "cfg-bucket"\n')
-    found = statements(policy(env, "--device", "alex_rpi"))
+    found = statements(policy_cli(env, "--device", "alex_rpi"))
     assert all(arn.startswith("arn:aws:s3:::cfg-bucket/blackout-monitor/") for arn in found["OwnParquetMirror"]["Resource"])
 
 
 def test_admin_policy(env):
-    found = statements(policy(env, "--admin"))
+    found = statements(policy_cli(env, "--admin"))
     assert set(found) == {"CreateTables"}
     statement = found["CreateTables"]
     assert set(statement["Action"]) == {"dynamodb:CreateTable", "dynamodb:DescribeTable",
@@ -132,7 +134,7 @@ def test_device_name_is_validated(env, device):
 
 def test_device_name_is_validated_in_the_function():
     with pytest.raises(Exception, match="not a valid device name"):
-        dynamo.policy_document({"table_prefix": "home"}, "alex*")
+        policy.policy_document({"table_prefix": "home"}, "alex*")
 
 
 def test_policy_never_prints_credentials(env):
@@ -144,8 +146,8 @@ def test_policy_never_prints_credentials(env):
 
 def test_sns_publish_only_on_the_configured_topic(env):
     topic = "arn:aws:sns:eu-central-1:123456789012:blackout.fifo"
-    assert "PublishPowerChanges" not in statements(policy(env, "--device", "alex_rpi"))
-    found = statements(policy(env, "--device", "alex_rpi", "--sns-topic-arn", topic))
+    assert "PublishPowerChanges" not in statements(policy_cli(env, "--device", "alex_rpi"))
+    found = statements(policy_cli(env, "--device", "alex_rpi", "--sns-topic-arn", topic))
     assert found["PublishPowerChanges"] == {"Sid": "PublishPowerChanges", "Effect": "Allow",
                                             "Action": ["sns:Publish"], "Resource": [topic]}
 
@@ -153,7 +155,7 @@ def test_sns_publish_only_on_the_configured_topic(env):
 def test_a_device_reads_its_watchdog_state_and_writes_no_watchdog_state():
     """The watchdog's state items are outside every device's device#NAME#* keys: a Pi can only
     Query its own (to keep quiet about what the watchdog told), never write it or another's."""
-    found = statements(dynamo.policy_document({"table_prefix": "home"}, "alex_rpi"))
+    found = statements(policy.policy_document({"table_prefix": "home"}, "alex_rpi"))
     own, _ = dynamo.watchdog_key("alex_rpi")
     (writable,) = found["OwnItemsOnly"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     for device in ("alex_rpi", "bob", "alex_rpi2"):
@@ -166,7 +168,7 @@ def test_a_device_reads_its_watchdog_state_and_writes_no_watchdog_state():
 
 
 def test_watchdog_policy(env):
-    found = statements(policy(env, "--watchdog"))
+    found = statements(policy_cli(env, "--watchdog"))
     assert set(found) == {"ReadReadings", "OwnState"}
     readings, state = found["ReadReadings"], found["OwnState"]
     assert readings["Action"] == ["dynamodb:Query"] and set(state["Action"]) == {"dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"}
@@ -179,4 +181,4 @@ def test_watchdog_policy(env):
     assert iam_match(state_pattern, dynamo.watchdog_key("bob")[0])
     assert not iam_match(state_pattern, dynamo.minute_key("bob", "4", ts)[0])  # never writes readings
     topic = "arn:aws:sns:eu-central-1:123456789012:watch"
-    assert statements(policy(env, "--watchdog", "--sns-topic-arn", topic))["PublishAnnouncements"]["Resource"] == [topic]
+    assert statements(policy_cli(env, "--watchdog", "--sns-topic-arn", topic))["PublishAnnouncements"]["Resource"] == [topic]

@@ -6,6 +6,7 @@ import pytest
 
 import aggregate
 import dynamo
+import status
 import filebuffer
 import sensors
 
@@ -27,7 +28,7 @@ def stored(dynamodb, config):
 
 
 def sensor_line(config, client, now, sensor="4"):
-    lines = list(dynamo.status_lines(config, client, now=now))
+    lines = list(status.status_lines(config, client, now=now))
     (line,) = [line for line in lines if line.startswith(f"device {config['device']} sensor {sensor}:")]
     return line
 
@@ -60,6 +61,6 @@ def test_history_older_than_the_windows_says_how_far_status_looked(stored, confi
 def test_the_buffer_line_says_what_waits_for_what(config, dynamodb):
     store = filebuffer.Buffer(config["buffer_dir"])
     store.write(filebuffer.Reading(config["device"], "4", START + dt.timedelta(seconds=7), {"reading": 1}))
-    first = next(iter(dynamo.status_lines(config, dynamodb, now=END)))
+    first = next(iter(status.status_lines(config, dynamodb, now=END)))
     assert first == (f"buffer {config['buffer_dir']}: 1 reading waiting to be flushed, "
                      "oldest 2025-06-21 22:00 UTC; 0 held (clock), 0 bad")

@@ -12,6 +12,10 @@ import uuid
 import pytest
 
 import dynamo
+
+
+import watchdog_state
+import status
 import notify
 import watchdog
 from filebuffer import Reading
@@ -66,7 +70,7 @@ def bodies(server):
 
 
 def state_of(client, config, device=DEVICE):
-    return dynamo.load_watchdog_state(client, dynamo.table_names(config["table_prefix"])["minutes"], device)
+    return watchdog_state.load_watchdog_state(client, dynamo.table_names(config["table_prefix"])["minutes"], device)
 
 
 # --- the decision over known readings -------------------------------------------------------------
@@ -205,7 +209,7 @@ def test_channel_down_during_the_announcement_sends_it_on_a_later_run_once(dynam
 
 def test_crash_between_send_and_record_resends_under_the_same_id(dynamodb, wd_config, webhook, monkeypatch):
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
-    real_save = dynamo.save_watchdog_state
+    real_save = watchdog_state.save_watchdog_state
     calls = []
 
     def save_then_die(client, table, state, version):
@@ -214,10 +218,10 @@ def test_crash_between_send_and_record_resends_under_the_same_id(dynamodb, wd_co
             raise KeyboardInterrupt
         return real_save(client, table, state, version)
 
-    monkeypatch.setattr(dynamo, "save_watchdog_state", save_then_die)
+    monkeypatch.setattr(watchdog_state, "save_watchdog_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         check(wd_config, dynamodb, at("22:36"))
-    monkeypatch.setattr(dynamo, "save_watchdog_state", real_save)
+    monkeypatch.setattr(watchdog_state, "save_watchdog_state", real_save)
     assert len(bodies(webhook)) == 1
     # a run within the lease leaves it alone; after the lease the next run sends again, same id
     assert check(wd_config, dynamodb, at("22:36") + dt.timedelta(seconds=30)) == {DEVICE: "busy"}
@@ -230,7 +234,7 @@ def test_crash_between_send_and_record_resends_under_the_same_id(dynamodb, wd_co
 def test_a_run_that_loses_the_conditional_write_announces_nothing(dynamodb, wd_config, webhook, monkeypatch):
     """Two runs read the same state; the second to write finds it changed and reads again."""
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
-    real_load = dynamo.load_watchdog_states
+    real_load = watchdog_state.load_watchdog_states
     raced = []
 
     def load_then_race(client, table, devices):
@@ -240,7 +244,7 @@ def test_a_run_that_loses_the_conditional_write_announces_nothing(dynamodb, wd_c
             check(wd_config, dynamodb, at("22:36"))
         return states
 
-    monkeypatch.setattr(dynamo, "load_watchdog_states", load_then_race)
+    monkeypatch.setattr(watchdog_state, "load_watchdog_states", load_then_race)
     assert check(wd_config, dynamodb, at("22:36")) == {DEVICE: "quiet"}
     assert len(webhook.requests) == 1
 
@@ -303,13 +307,13 @@ def test_pi_keeps_quiet_about_what_the_watchdog_told(dynamodb, wd_config, webhoo
     table = dynamo.table_names(wd_config["table_prefix"])["minutes"]
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
     check(wd_config, dynamodb, at("22:36"))
-    assert dynamo.watchdog_outage(dynamodb, table, DEVICE) == (at("22:30"), None)
+    assert watchdog_state.watchdog_outage(dynamodb, table, DEVICE) == (at("22:30"), None)
     pi_config = {**wd_config, "pin": 4, "notify_after": 1}
 
     def minute(now, value, link_up):
         clock = lambda: now  # noqa: E731
         notifier = notify.Notifier(pi_config, clock=clock,
-                                   watchdog_outage=lambda: dynamo.watchdog_outage(dynamodb, table, DEVICE))
+                                   watchdog_outage=lambda: watchdog_state.watchdog_outage(dynamodb, table, DEVICE))
         notifier.observe(Reading(DEVICE, "4", now, {"reading": value}))
         webhook.down = not link_up
         notifier.finish()
@@ -323,7 +327,7 @@ def test_pi_keeps_quiet_about_what_the_watchdog_told(dynamodb, wd_config, webhoo
     pin(dynamodb, wd_config, at("01:30", 22), at("01:32", 22), 1)
     check(wd_config, dynamodb, at("01:32", 22))
     assert [body["event"] for body in bodies(webhook)] == ["silent", "back"]
-    assert dynamo.watchdog_outage(dynamodb, table, DEVICE) == (at("22:30"), at("01:31", 22))
+    assert watchdog_state.watchdog_outage(dynamodb, table, DEVICE) == (at("22:30"), at("01:31", 22))
     # a later power cut with the link up is the Pi's own story
     minute(at("03:00", 22), 0, True)
     assert bodies(webhook)[-1]["state"] == "off"
@@ -347,11 +351,11 @@ def test_pi_sends_as_usual_when_the_watchdog_state_cant_be_read(config, webhook)
 
 def test_status_shows_what_the_watchdog_knows(dynamodb, wd_config, webhook):
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
-    status = {**wd_config, "device": DEVICE, "watch": [DEVICE, "ghost"]}
-    lines = list(dynamo.status_lines(status, dynamodb, now=at("22:33")))
+    status_config = {**wd_config, "device": DEVICE, "watch": [DEVICE, "ghost"]}
+    lines = list(status.status_lines(status_config, dynamodb, now=at("22:33")))
     assert f"watchdog: {DEVICE}: last word 2025-06-21T22:30:03.000000+00:00; nothing recorded" in "\n".join(lines)
     check({**wd_config, "watch": [DEVICE, "ghost"]}, dynamodb, at("22:36"))
-    lines = "\n".join(dynamo.status_lines(status, dynamodb, now=at("22:36")))
+    lines = "\n".join(status.status_lines(status_config, dynamodb, now=at("22:36")))
     assert f"watchdog: {DEVICE}: SILENT since 2025-06-21T22:30:03.000000+00:00" in lines
     assert "watchdog: ghost: has never sent a reading" in lines
 

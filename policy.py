@@ -1,0 +1,123 @@
+"""`dynamo.py policy`: the least-privilege IAM policies of a Pi, the watchdog and an administrator."""
+
+from dynamo import INDEX_NAME, table_names, watchdog_key
+
+DEVICE_ACTIONS = (  # everything flush, status and aggregate do on DynamoDB; never Scan or Delete*
+    "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+)
+ADMIN_ACTIONS = (
+    "dynamodb:CreateTable", "dynamodb:DescribeTable",
+    "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive",
+)
+PARQUET_KINDS = ("minutes", "hours", "days")  # the mirror's top-level folders
+
+
+def table_arns(prefix, with_index=False):
+    """Table ARNs of `prefix`; region and account are the only wildcards."""
+    arns = [f"arn:aws:dynamodb:*:*:table/{name}" for name in table_names(prefix).values()]
+    return arns + [f"{arn}/index/{INDEX_NAME}" for arn in arns] if with_index else arns
+
+
+def policy_document(config, device, bucket=None, prefix=None, sns_topic_arn=None):
+    """The IAM policy of one Pi: its own keys in its own tables, its own Parquet folders.
+
+    dynamodb:LeadingKeys limits every item and query partition key to `device#NAME#...`: its
+    minutes, hours and days partitions, its registry item (`device#NAME#registry`) and its
+    status keys on status-index (`device#NAME#sensor#...#status#new`). The only wildcards
+    are the region and account in the ARNs, the key suffix after `device#NAME#` and the file
+    path below `device=NAME/`.
+    """
+    from utils import _device
+
+    device = _device("--device", device)
+    statements = [
+        {
+            "Sid": "OwnItemsOnly",
+            "Effect": "Allow",
+            "Action": list(DEVICE_ACTIONS),
+            "Resource": table_arns(config["table_prefix"], with_index=True),
+            # ForAllValues is true on an empty set, so also require the keys to be present.
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"device#{device}#*"]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+        {
+            # the watchdog's state of this device, read-only: the Pi keeps quiet about an
+            # outage the watchdog already told (watchdog_outage)
+            "Sid": "ReadWatchdogState",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Query"],
+            "Resource": table_arns(config["table_prefix"])[:1],
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [watchdog_key(device)[0]]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+        {
+            "Sid": "DescribeOwnTables",
+            "Effect": "Allow",
+            "Action": ["dynamodb:DescribeTable"],
+            "Resource": table_arns(config["table_prefix"]),
+        },
+    ]
+    if bucket:
+        # One folder per kind: a '*' between the prefix and device=NAME would also match
+        # another device's folder with a device=NAME folder made inside it.
+        statements.append({
+            "Sid": "OwnParquetMirror",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}{kind}/device={device}/*"
+                         for kind in PARQUET_KINDS],
+        })
+    if sns_topic_arn:  # the power-change notifications' SNS channel (notify.py)
+        statements.append({
+            "Sid": "PublishPowerChanges",
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": [sns_topic_arn],
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def watchdog_policy_document(config, sns_topic_arn=None):
+    """The IAM policy of the watchdog: read every device's registry and readings in the
+    minutes table, read and write its own state items; never Scan, never another table."""
+    minutes = table_arns(config["table_prefix"])[:1]
+    statements = [
+        {
+            "Sid": "ReadReadings",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Query"],
+            "Resource": minutes,
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["device#*"]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+        {
+            "Sid": "OwnState",
+            "Effect": "Allow",
+            "Action": ["dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"],
+            "Resource": minutes,
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [watchdog_key("*")[0]]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+    ]
+    if sns_topic_arn:
+        statements.append({"Sid": "PublishAnnouncements", "Effect": "Allow",
+                           "Action": ["sns:Publish"], "Resource": [sns_topic_arn]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def admin_policy_document(config):
+    """The IAM policy of whoever runs `dynamo.py create-tables` (tables, index, TTL)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "CreateTables",
+        "Effect": "Allow",
+        "Action": list(ADMIN_ACTIONS),
+        "Resource": table_arns(config["table_prefix"], with_index=True),
+    }]}
