@@ -106,6 +106,7 @@ class AppriseChannel:
 
     def __init__(self, url, name):
         self.url, self.name = url, name
+        self.identity = (url,)  # channels.channel_id's input
         self.secrets = url_parts(url)[2]
         self._plugin = None      # Apprise's object, False when Apprise can't use the URL
         self._timeouts = None    # its own (connect, read) timeouts

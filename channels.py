@@ -11,9 +11,8 @@ import dataclasses
 import json
 
 from messages import subject_text, webhook_document
-from utils import ConfigError
-
-KEYS = ("telegram_token", "telegram_chat_id", "telegram_api_url", "webhook_url", "sns_topic_arn", "apprise_urls")
+from utils import CHANNEL_KEYS as KEYS
+from utils import check_channel_config
 HTTP_TIMEOUT_SECONDS = 5.0     # one request (connect + answer)
 USER_AGENT = "blackout-monitor"
 
@@ -93,6 +92,7 @@ class Telegram:
 
     def __init__(self, token, chat_id, api_url):
         self.token, self.chat_id, self.api_url = token, chat_id, api_url.rstrip("/")
+        self.identity = (token, chat_id, self.api_url)  # channel_id's input
         self.secrets = (token, token.split(":", 1)[-1])
 
     def send(self, message, text, timeout):
@@ -130,6 +130,7 @@ class Webhook:
         from urllib.parse import unquote, urlsplit, urlunsplit
 
         parts = urlsplit(url)
+        self.identity = (url,)  # channel_id's input
         userinfo, _, host = parts.netloc.rpartition("@")
         # the path, query and credentials of a webhook URL are often its secret
         self.secrets = (url, parts.path if len(parts.path) > 1 else "", parts.query, userinfo)
@@ -172,6 +173,7 @@ class Sns:
 
     def __init__(self, topic_arn):
         self.topic_arn = topic_arn
+        self.identity = (topic_arn,)  # channel_id's input
         self.region = topic_arn.split(":")[3]
         self.fifo = topic_arn.endswith(".fifo")
         self.secrets = ()
@@ -217,14 +219,25 @@ class Sns:
         return Outcome(True, f"sent (MessageId {answer.get('MessageId', '?')})")
 
 
+def channel_id(channel):
+    """A short, stable id of a channel, the same on the Pi and in the watchdog when both are
+    configured with the same channel: a digest of what the channel is (its kind and its whole
+    configuration: token and chat, URL, topic ARN), never its display name, which may change.
+    The watchdog records deliveries under it and the Pi matches its own channels against them."""
+    import hashlib
+
+    identity = getattr(channel, "identity", None)
+    if identity is None:
+        identity = (getattr(channel, "url", None) or getattr(channel, "name", ""),)
+    text = json.dumps([type(channel).__name__, *map(str, identity)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def channels_from_config(config):
     """The configured channels; ConfigError when Telegram is only half configured."""
     channels = []
+    check_channel_config(config)
     token, chat = config.get("telegram_token"), config.get("telegram_chat_id")
-    if token and chat is None:
-        raise ConfigError("telegram_token is set but telegram_chat_id is not: set both (README, Notifications)")
-    if chat is not None and not token:
-        raise ConfigError("telegram_chat_id is set but telegram_token is not: set both (README, Notifications)")
     if token:
         channels.append(Telegram(token, chat, config.get("telegram_api_url") or "https://api.telegram.org"))
     if config.get("webhook_url"):

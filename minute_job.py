@@ -68,8 +68,9 @@ def run_all(config, args, readers, notifier=None):
     A sensor that fails costs only its own reading: the others are still stored and flushed,
     then the failure is raised (ConfigError for missing hardware, JobFailed for a failed read
     or a full disk). When the link is known to be down (link.py), the minute buffers only: no
-    boto3, no notifications. `notifier` (read_pin.py's notify.Notifier) sees each pin reading
-    once it is stored and sends its queue after the flush; it never raises.
+    boto3; queued notifications are still tried, each channel with its own backoff. `notifier`
+    (read_pin.py's notify.Notifier) sees each pin reading once it is stored and sends its queue
+    after the flush; it never raises.
     """
     times = reading_times(args)
     from_system_clock = args.at is None
@@ -115,16 +116,16 @@ def run_all(config, args, readers, notifier=None):
                  filebuffer.format_ts(times[-1]), held)
     if failures and not stored + held:  # nothing new to send: fail as a one-sensor job always did
         _raise(failures)
-    send = True
+    link_up = True
     try:
         if not args.no_flush:
-            send = flush_unless_down(config)
+            link_up = flush_unless_down(config)
     finally:
-        if notifier is not None:
-            notifier.finish(send=send)
+        if notifier is not None:  # messages never wait for DynamoDB: each channel has its own backoff
+            notifier.finish(link_up=link_up)
     if failures:
         _raise(failures)
-    if not send and not args.no_flush:
+    if not link_up and not args.no_flush:
         report_long_outage(config)
     return EXIT_FAILED if held else EXIT_OK
 
@@ -156,7 +157,7 @@ def _raise(failures):
 
 def flush_unless_down(config, now=None, probe=None):
     """Flush, unless the link is known to be down (link.py): then only say so, boto3 unimported.
-    Returns whether DynamoDB was reachable, i.e. whether notifications may go out."""
+    Returns whether DynamoDB was reachable (the watchdog's state may be asked)."""
     import link
 
     down = link.still_down(config["buffer_dir"], now or utc_now(), probe=probe)

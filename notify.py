@@ -34,19 +34,9 @@ import uuid
 from pathlib import Path
 
 import filebuffer
-from channels import HTTP_TIMEOUT_SECONDS, channels_from_config
-from channels import KEYS as CHANNEL_KEYS
 from messages import clock_text, iso, message_text, parse_iso, time_zone
-from utils import (
-    EXIT_OK,
-    NOT_MAILED,
-    ArgumentParser,
-    ConfigError,
-    add_config_flags,
-    load_config,
-    run_cli,
-    utc_now,
-)
+from utils import CHANNEL_KEYS, EXIT_OK, NOT_MAILED, ArgumentParser, ConfigError, add_config_flags
+from utils import channels_configured, check_channel_config, load_config, run_cli, utc_now
 
 log = logging.getLogger("notify")
 
@@ -62,6 +52,7 @@ MAX_REJECTIONS = 6             # ...and after 6 rejections that channel gives th
 LOCK_WAIT_SECONDS = 3.0
 STALE_TEMP_SECONDS = 120
 ID_NAMESPACE = uuid.UUID("5f0e4b8e-6a43-4c1e-9b1e-2f4f2a7c9d10")
+WATCHDOG_HOLD = dt.timedelta(minutes=20)  # see Notifier._watchdog_hand_off
 STATES = {0: "off", 1: "on"}
 
 
@@ -232,14 +223,24 @@ def _backoff_seconds(failures):
     return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, failures - 1))
 
 
+def _settled(message):
+    """The channels done with `message`: acknowledged it, gave it up, or were told its outage
+    by the watchdog (its delivered story replaces the Pi's message there)."""
+    return set(message["delivered"]) | set(message["gave_up"]) | set(message.get("watchdog_told") or {})
+
+
 def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, clock=utc_now,
-               monotonic=time.monotonic):
+               monotonic=time.monotonic, held=None):
     """Send queued notifications, oldest first, to each channel that hasn't acknowledged them.
 
     A channel that fails stops for this run (later messages must not overtake the one it
-    failed) and backs off; the other channels carry on. Never raises for channel failures.
-    Returns the number of deliveries acknowledged.
+    failed) and backs off; the other channels carry on. `held` ({message id: {channel name}})
+    stops a channel at a message whose story the watchdog is about to deliver there (no
+    backoff). Never raises for channel failures. Returns the number of deliveries acknowledged.
     """
+    from channels import HTTP_TIMEOUT_SECONDS
+
+    held = held or {}
     directory = notify_dir(buffer_dir)
     queue = directory / "queue"
     if not channels or not queue.is_dir():
@@ -271,8 +272,11 @@ def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, cloc
                          clock_text(parse_iso(next_attempt)))
                 continue
             for path, message in messages:
-                if channel.name in message["delivered"] or channel.name in message["gave_up"]:
+                if channel.name in _settled(message):
                     continue
+                if channel.name in held.get(message["id"], ()):
+                    log.info("notification via %s waits for the watchdog's story of its outage", channel.name)
+                    break
                 left = deadline - monotonic()
                 if left < 1.0:
                     log.info("notification time budget spent; the rest waits for the next run")
@@ -303,8 +307,7 @@ def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, cloc
                     _write_json(queue, path.name, message)
                 else:
                     wait = max(_backoff_seconds(failures), outcome.retry_after or 0)
-                    waiting = sum(channel.name not in m["delivered"] and channel.name not in m["gave_up"]
-                                  for _path, m in messages)
+                    waiting = sum(channel.name not in _settled(m) for _path, m in messages)
                     log.warning("notification via %s not sent (%s); %d waiting, next attempt in %ds",
                                 channel.name, outcome.detail, waiting, wait)
                 state = {"failures": failures, "last_error": outcome.detail,
@@ -314,7 +317,7 @@ def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, cloc
                 break
         names = {channel.name for channel in channels}
         for path, message in messages:
-            if not names <= set(message["delivered"]) | set(message["gave_up"]):
+            if not names <= _settled(message):
                 continue
             if message["gave_up"]:
                 _quarantine(path, "given up by " + ", ".join(sorted(message["gave_up"])))
@@ -341,9 +344,11 @@ class Notifier:
 
     def __init__(self, config, history=False, clock=utc_now, budget=SEND_BUDGET_SECONDS, watchdog_outage=None):
         self.config = config
-        self.watchdog_outage = watchdog_outage  # () -> (silent_since, back_ts or None) or None
+        self.watchdog_outage = watchdog_outage  # () -> watchdog_state.Told or None
         self.directory = notify_dir(config["buffer_dir"])
-        self.channels = channels_from_config(config)
+        check_channel_config(config)
+        self.configured = channels_configured(config)
+        self._channels = None
         self.zone = time_zone(config.get("timezone"))
         self.notify_after = config.get("notify_after") or 1
         self.history = history
@@ -352,6 +357,15 @@ class Notifier:
         self.states = {}  # history: (device, sensor) -> state, saved by finish()
         self.simulated = 0
         self.failed = False
+
+    @property
+    def channels(self):
+        """The channels, made (and channels.py imported) only when something is to be sent."""
+        if self._channels is None:
+            from channels import channels_from_config
+
+            self._channels = channels_from_config(self.config) if self.configured else []
+        return self._channels
 
     def observe(self, reading):
         if self.failed or "reading" not in reading.values:
@@ -390,7 +404,7 @@ class Notifier:
             state, message, changed = self._advance(state, reading)
             if message is not None:
                 message["queued_at"] = iso(self.clock())
-                if self.channels:
+                if self.configured:
                     # the transition and its message are committed together (the outbox), then
                     # queued: a crash in between can neither lose the message nor announce twice
                     self._save_state(dict(state, outbox=[message]))
@@ -426,45 +440,69 @@ class Notifier:
             _write_json(self.directory / "simulated", _message_name(message), message)
             self.simulated += 1
 
-    def _quiet_told_outages(self):
-        """One story per outage: power changes that waited in the queue while the watchdog
-        announced the device silent are not sent; the watchdog's 'back' message tells them.
+    def _waiting(self):
+        """(path, message) of the queue's files, oldest first; [] without importing channels."""
+        waiting = []
+        for path in _json_files(self.directory / "queue"):
+            with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+                waiting.append((path, _load_message(path)))
+        return waiting
 
-        Asked only while power messages wait undelivered; if the watchdog's state can't be read
-        they are sent as usual (better twice than never).
-        """
-        if self.watchdog_outage is None or not self.channels:
-            return
-        with _lock(self.directory / ".send.lock") as locked:
-            if not locked:
-                return
-            waiting = []
-            for path in _json_files(self.directory / "queue"):
-                with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
-                    message = _load_message(path)
-                    if message.get("kind") == "power" and not message["delivered"]:
-                        waiting.append((path, message))
-            if not waiting:
-                return
-            try:
-                outage = self.watchdog_outage()
-            except Exception as error:  # unreachable, no permission, no table: send as usual
-                log.info("notifications: the watchdog's state can't be read (%s); sending as usual", error)
-                return
-            if outage is None:
-                return
-            since, until = outage
-            for path, message in waiting:
-                at = parse_iso(message["at"])
-                if since <= at and (until is None or at <= until):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-                    log.info("not sent, the watchdog announced this outage (silent since %s): %s",
-                             iso(since), message_text(message, self.zone))
+    def _watchdog_hand_off(self, waiting):
+        """What the watchdog told replaces the Pi's power messages of the same silence, channel
+        by channel, and only where it was delivered (watchdog_state.Told):
 
-    def finish(self, send=True):
-        """Save a history run's states, then send the queue; `send=False` while the link is
-        known to be down (minute_job): the messages wait, no channel's backoff grows."""
+        - its story of the silence (the 'back' message) was delivered on a channel: the Pi's
+          messages of that silence are settled there (recorded in `watchdog_told`), not sent;
+        - only its 'silent' message was delivered there: the story follows within minutes of the
+          Pi's readings reaching DynamoDB, so the Pi's messages are held on that channel, for
+          WATCHDOG_HOLD at most (then sent: the watchdog may have died or failed);
+        - elsewhere, or when the watchdog's state can't be read: sent as usual (better twice
+          than never).
+
+        Returns {message id: {channel name}} of what is held this run."""
+        from channels import channel_id
+
+        powered = [(path, message) for path, message in waiting if message.get("kind") == "power"]
+        unsettled = [(path, message) for path, message in powered
+                     if {channel.name for channel in self.channels} - _settled(message)]
+        if not unsettled:
+            return {}
+        try:
+            told = self.watchdog_outage()
+        except Exception as error:  # unreachable, no permission, no table: send as usual
+            log.info("notifications: the watchdog's state can't be read (%s); sending as usual", error)
+            return {}
+        if told is None:
+            return {}
+        held, now = {}, self.clock()
+        for path, message in unsettled:
+            if not told.covers(parse_iso(message["at"])):
+                continue
+            changed = False
+            for channel in self.channels:
+                if channel.name in _settled(message):
+                    continue
+                key = channel_id(channel)
+                if key in told.back:
+                    message.setdefault("watchdog_told", {})[channel.name] = iso(now)
+                    changed = True
+                    log.info("not sent via %s, the watchdog told this outage there (silent since %s): %s",
+                             channel.name, iso(told.since), message_text(message, self.zone))
+                elif key in told.silent:
+                    held_since = message.setdefault("held_since", iso(now))
+                    changed = changed or held_since == iso(now)
+                    if now - parse_iso(held_since) < WATCHDOG_HOLD:
+                        held.setdefault(message["id"], set()).add(channel.name)
+            if changed:
+                _write_json(path.parent, path.name, message)
+        return held
+
+    def finish(self, send=True, link_up=True):
+        """Save a history run's states, then send the queue (`send=False`: only save). The
+        queue is tried whether or not DynamoDB is reachable, each channel with its own backoff;
+        `link_up=False` (the link known down, minute_job) only skips asking the watchdog's
+        state: its messages are then sent as usual."""
         try:
             if self.history and self.states and not self.failed:
                 for (device, sensor), state in self.states.items():
@@ -473,10 +511,14 @@ class Notifier:
                 if self.simulated:
                     log.info("%d notifications of the simulated history written to %s, not sent "
                              "(python notify.py list shows them)", self.simulated, self.directory / "simulated")
-            if send:
-                if not self.history:
-                    self._quiet_told_outages()
-                send_queue(self.config["buffer_dir"], self.channels, self.zone, self.budget, self.clock)
+            if not send or self.history or not self.configured:
+                return
+            with _lock(self.directory / ".send.lock") as locked:
+                waiting = self._waiting() if locked else []
+                held = (self._watchdog_hand_off(waiting)
+                        if waiting and link_up and self.watchdog_outage is not None else {})
+            if waiting:  # nothing queued: channels.py is not even imported
+                send_queue(self.config["buffer_dir"], self.channels, self.zone, self.budget, self.clock, held=held)
         except Exception as error:
             log.warning("notifications: %s: %s", type(error).__name__, error)
 
@@ -485,6 +527,8 @@ class Notifier:
 
 def test_notify(config, out=None, clock=utc_now):
     """Send one test message to every configured channel; one line each. Returns 0 or 1."""
+    from channels import HTTP_TIMEOUT_SECONDS, channels_from_config
+
     channels = channels_from_config(config)
     if not channels:
         raise ConfigError("no notification channel configured: set telegram_token and telegram_chat_id, "

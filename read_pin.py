@@ -13,7 +13,6 @@ so a minute starts Python once and makes one flush (one BatchWriteItem) for all 
 import os
 import sys
 
-import channels
 import minute_job
 import notify
 import read_env
@@ -78,6 +77,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_config(args, KEYS)
     if args.test_notify:
+        import channels
+
         channels.channels_from_config(config)  # configuration errors before the log is set up
         setup_logging(config["log_dir"], "read_pin")
         return notify.test_notify(config)

@@ -26,7 +26,7 @@ from dynamo import (
     table_names,
 )
 from utils import utc_now
-from watchdog_state import load_watchdog_state
+from watchdog_state import OUTBOX_DAYS, load_watchdog_state
 
 STATUS_MONTHS = 13  # how far back `status` looks for days items of another time zone
 def count_awaiting(client, table, device, sensor, since=None):
@@ -159,4 +159,7 @@ def watchdog_status_line(client, table, device, now):
     pending = len(state.get("outbox") or [])
     if pending:
         line += f"; {pending} announcement(s) not yet delivered to every channel"
+    if state.get("dropped"):
+        line += (f"; {state['dropped']} announcement(s) dropped undelivered after {OUTBOX_DAYS} days "
+                 f"(the last at {state.get('dropped_at')})")
     return line

@@ -277,6 +277,27 @@ def _secrets_parameter(key, value):
     return value
 
 
+# The keys that configure notification channels (channels.py); here so that a minute with
+# nothing to send knows them without importing channels.
+CHANNEL_KEYS = ("telegram_token", "telegram_chat_id", "telegram_api_url", "webhook_url", "sns_topic_arn",
+                "apprise_urls")
+
+
+def check_channel_config(config):
+    """ConfigError when Telegram is only half configured (channels.channels_from_config asks
+    this too); cheap, so a minute says it even when it has nothing to send."""
+    token, chat = config.get("telegram_token"), config.get("telegram_chat_id")
+    if token and chat is None:
+        raise ConfigError("telegram_token is set but telegram_chat_id is not: set both (README, Notifications)")
+    if chat is not None and not token:
+        raise ConfigError("telegram_chat_id is set but telegram_token is not: set both (README, Notifications)")
+
+
+def channels_configured(config):
+    """Whether any notification channel is configured (without building one)."""
+    return any(config.get(key) for key in ("telegram_token", "webhook_url", "sns_topic_arn", "apprise_urls"))
+
+
 # key -> (validator, default, flag, help). A default of None means "unset".
 # The flags of REPEATABLE keys may be given several times (a list; the environment's is space-separated).
 KEYS = {

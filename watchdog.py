@@ -33,7 +33,7 @@ import uuid
 import dynamo
 
 import watchdog_state
-from channels import HTTP_TIMEOUT_SECONDS, channels_from_config
+from channels import HTTP_TIMEOUT_SECONDS, channel_id, channels_from_config
 from channels import KEYS as CHANNEL_KEYS
 from messages import back_text, iso, minutes_between, parse_iso, silent_text, time_zone
 from utils import (
@@ -49,6 +49,7 @@ from utils import (
     setup_logging,
     utc_now,
 )
+from watchdog_state import OUTBOX_DAYS, OUTBOX_LIMIT
 
 log = logging.getLogger("watchdog")
 
@@ -206,6 +207,23 @@ def decide(state, readings, now, silent_after, zone=None):
     return new, [announcement(device, "back", silent_since, back_ts, text, verdict)]
 
 
+def bound_outbox(state, outbox, now):
+    """`outbox` without the announcements no channel took in OUTBOX_DAYS, nor the oldest beyond
+    OUTBOX_LIMIT: a channel that keeps failing must not grow the state item towards DynamoDB's
+    400 KB, past which no save succeeds and the device is no longer watched. What is dropped
+    is said in one log line and counted in `state` (dropped, dropped_at: `dynamo.py status`)."""
+    cutoff = now - dt.timedelta(days=OUTBOX_DAYS)
+    kept = [message for message in outbox if parse_iso(message.get("recorded") or message["at"]) >= cutoff]
+    kept = kept[-OUTBOX_LIMIT:]
+    dropped = len(outbox) - len(kept)
+    if dropped:
+        state["dropped"] = int(state.get("dropped") or 0) + dropped
+        state["dropped_at"] = iso(now)
+        log.error("%s: %d announcement(s) dropped undelivered (older than %d days or beyond %d waiting); "
+                  "%d dropped in all", state.get("device"), dropped, OUTBOX_DAYS, OUTBOX_LIMIT, state["dropped"])
+    return kept
+
+
 # --- one run --------------------------------------------------------------------------------------
 
 class Run:
@@ -245,7 +263,9 @@ class Run:
             if new is None and not (state and state.get("outbox")):
                 return "quiet"
             new = new or dict(state)
-            new["outbox"] = list(new.get("outbox") or []) + announced
+            for message in announced:
+                message["recorded"] = iso(self.now)
+            new["outbox"] = bound_outbox(new, list(new.get("outbox") or []) + announced, self.now)
             holding = bool(new["outbox"]) and bool(self.channels)
             new.update(lease_owner=self.owner if holding else None,
                        lease_until=iso(self.now + LEASE) if holding else None)
@@ -267,26 +287,28 @@ class Run:
     def deliver(self, state):
         """Send the outbox to each channel in order, then record what was acknowledged."""
         for channel in self.channels:
+            key = channel_id(channel)  # deliveries are recorded under the channel's stable id
             for message in state["outbox"]:
-                if channel.name in message["delivered"] or channel.name in message["gave_up"]:
+                if key in message["delivered"] or key in message["gave_up"]:
                     continue
                 outcome = channel.send(message, message["text"], timeout=HTTP_TIMEOUT_SECONDS)
                 if outcome.ok:
-                    message["delivered"][channel.name] = iso(self.now)
+                    message["delivered"][key] = iso(self.now)
+                    watchdog_state.record_told(state, message, key, iso(self.now))
                     log.info("sent via %s: %s", channel.name, message["text"])
                     continue
                 if outcome.rejected:
-                    count = message["rejections"].get(channel.name, 0) + 1
-                    message["rejections"][channel.name] = count
+                    count = message["rejections"].get(key, 0) + 1
+                    message["rejections"][key] = count
                     if count >= MAX_REJECTIONS:
-                        message["gave_up"][channel.name] = outcome.detail
+                        message["gave_up"][key] = outcome.detail
                     log.error("%s refused the announcement (%s), %d of %d times: %s", channel.name,
                               outcome.detail, count, MAX_REJECTIONS, message["text"])
                 else:
                     log.warning("announcement via %s not sent (%s); the next run tries again: %s",
                                 channel.name, outcome.detail, message["text"], extra=NOT_MAILED)
                 break  # later announcements must not overtake this one on this channel
-        names = {channel.name for channel in self.channels}
+        names = {channel_id(channel) for channel in self.channels}
         state["outbox"] = [message for message in state["outbox"]
                            if not names <= set(message["delivered"]) | set(message["gave_up"])]
         state.update(lease_owner=None, lease_until=None)

@@ -23,9 +23,16 @@ from dynamo import (
 # unseen), version (each write adds 1 and is conditional on the one read), silent_since (the
 # last reading before the silence), silent_announced, resumed_at (when the watchdog saw
 # readings again), back_ts (the newest reading then), last_word, outbox (JSON: announcements
-# not yet delivered to every channel), lease_owner and lease_until (the run delivering them).
+# not yet delivered to every channel), lease_owner and lease_until (the run delivering them),
+# told (JSON: the channels, by channels.channel_id, that acknowledged the last silence's
+# messages; the Pi reads it), dropped (announcements that expired undelivered, all told) and
+# dropped_at (the last time one did).
 WATCHDOG_ATTRIBUTES = ("device", "phase", "version", "silent_since", "silent_announced", "resumed_at",
-                       "back_ts", "last_word", "outbox", "lease_owner", "lease_until", "sensors")
+                       "back_ts", "last_word", "outbox", "lease_owner", "lease_until", "sensors",
+                       "told", "dropped", "dropped_at")
+JSON_ATTRIBUTES = {"outbox": list, "told": dict}
+OUTBOX_DAYS = 3      # an announcement no channel could take for this long is dropped (watchdog.bound_outbox)...
+OUTBOX_LIMIT = 100   # ...and so are the oldest beyond this many: the item stays far below DynamoDB's 400 KB
 BATCH_GET_LIMIT = 100  # BatchGetItem's documented maximum of keys
 
 
@@ -35,7 +42,10 @@ def _watchdog_state(item):
     deserialize = TypeDeserializer().deserialize
     state = {name: deserialize(value) for name, value in item.items() if name in WATCHDOG_ATTRIBUTES}
     state["version"] = int(state.get("version", 0))
-    state["outbox"] = json.loads(state.get("outbox") or "[]")
+    state["dropped"] = int(state.get("dropped", 0))
+    for name, kind in JSON_ATTRIBUTES.items():
+        value = json.loads(state.get(name) or "null")
+        state[name] = value if isinstance(value, kind) else kind()
     if "sensors" in state:
         state["sensors"] = list(state["sensors"])
     return state
@@ -86,7 +96,8 @@ def save_watchdog_state(client, table, state, expected_version):
 
     pk, sk = watchdog_key(state["device"])
     document = {name: state[name] for name in WATCHDOG_ATTRIBUTES if state.get(name) is not None}
-    document.update(version=expected_version + 1, outbox=json.dumps(state.get("outbox") or [], sort_keys=True))
+    document.update({name: json.dumps(state.get(name) or kind(), sort_keys=True) for name, kind in JSON_ATTRIBUTES.items()})
+    document.update(version=expected_version + 1)
     serialize = TypeSerializer().serialize
     item = {"pk": {"S": pk}, "sk": {"S": sk}, **{name: serialize(value) for name, value in document.items()}}
     if expected_version:
@@ -105,16 +116,57 @@ def save_watchdog_state(client, table, state, expected_version):
     return True
 
 
-def watchdog_outage(client, table, device):
-    """(silent_since, back_ts) of the silence the watchdog last announced for `device`, as
-    datetimes (back_ts None while it lasts); None when it announced none.
+class Told:
+    """What the watchdog told of the last silence it announced: its window and, per event,
+    the channels (channels.channel_id) that acknowledged the message."""
 
-    The Pi asks this before sending messages that waited in its queue: what the watchdog
-    already told (one story per outage) stays quiet.
-    """
-    state = load_watchdog_state(client, table, device)
-    if not state or not state.get("silent_announced") or not state.get("silent_since"):
+    def __init__(self, since, until, silent, back):
+        self.since, self.until = since, until      # datetimes; until None while the silence lasts
+        self.silent, self.back = frozenset(silent), frozenset(back)
+
+    def covers(self, at):
+        return self.since <= at and (self.until is None or at <= self.until)
+
+    def __eq__(self, other):
+        return isinstance(other, Told) and vars(self) == vars(other)
+
+    def __repr__(self):
+        return f"Told({self.since}, {self.until}, silent={sorted(self.silent)}, back={sorted(self.back)})"
+
+
+def record_told(state, message, channel_key, at):
+    """Note in `state` that `channel_key` acknowledged the watchdog `message` (silent or back).
+
+    Kept for the newest silence only: the Pi drops a queued power message of that silence on
+    a channel only when the watchdog's story of it was delivered there (Told.back)."""
+    told = state.get("told") or {}
+    if told.get("silent_since") != message["silent_since"]:
+        if told.get("silent_since") and message["silent_since"] < told["silent_since"]:
+            return  # a late delivery of an older silence's message: the newer record stays
+        told = {"silent_since": message["silent_since"], "silent": {}, "back": {}}
+    if message["event"] == "back":
+        told["back_ts"] = message["at"]
+    told.setdefault(message["event"], {})[channel_key] = at
+    state["told"] = told
+
+
+def told_of(state):
+    """The Told of a state item (see record_told), or None when nothing was delivered."""
+    told = (state or {}).get("told") or {}
+    if not told.get("silent_since"):
         return None
-    back = state.get("back_ts")
-    return (dt.datetime.fromisoformat(state["silent_since"]),
-            dt.datetime.fromisoformat(back) if back and state.get("phase") != "silent" else None)
+    back = told.get("back_ts")
+    if not back and state.get("phase") != "silent" and state.get("silent_since") == told["silent_since"]:
+        back = state.get("back_ts")  # the silence is over, its story not yet delivered anywhere
+    return Told(dt.datetime.fromisoformat(told["silent_since"]), dt.datetime.fromisoformat(back) if back else None,
+                told.get("silent") or {}, told.get("back") or {})
+
+
+def watchdog_outage(client, table, device):
+    """What the watchdog told of the last silence of `device` it announced (a Told), or None.
+
+    The Pi asks this before sending power messages that waited in its queue: on a channel
+    where the watchdog's story of that silence was delivered, the Pi's own messages of it are
+    dropped; everywhere else they are sent.
+    """
+    return told_of(load_watchdog_state(client, table, device))

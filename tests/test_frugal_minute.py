@@ -250,15 +250,15 @@ def test_other_aws_settings_mean_another_endpoint_and_a_full_attempt(down_config
     assert made and filebuffer.Buffer(down_config["buffer_dir"]).count() == 0
 
 
-def test_notifications_wait_while_the_link_is_down(down_config, monkeypatch):
+def test_the_notifier_is_told_when_the_link_is_down(down_config, monkeypatch):
     finished = []
 
     class Notifier:
         def observe(self, reading):
             pass
 
-        def finish(self, send=True):
-            finished.append(send)
+        def finish(self, send=True, link_up=True):
+            finished.append(link_up)
 
     class Args:
         at = until = None
