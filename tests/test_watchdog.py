@@ -11,9 +11,8 @@ import uuid
 
 import pytest
 
+import channels
 import dynamo
-
-
 import watchdog_state
 import status
 import notify
@@ -305,10 +304,13 @@ def test_judge_finds_where_the_off_run_began_before_the_silence():
 
 def test_pi_keeps_quiet_about_what_the_watchdog_told(dynamodb, wd_config, webhook):
     table = dynamo.table_names(wd_config["table_prefix"])["minutes"]
+    hook = channels.channel_id(channels.Webhook(wd_config["webhook_url"]))
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
     check(wd_config, dynamodb, at("22:36"))
-    assert watchdog_state.watchdog_outage(dynamodb, table, DEVICE) == (at("22:30"), None)
+    told = watchdog_state.watchdog_outage(dynamodb, table, DEVICE)
+    assert (told.since, told.until, told.silent, told.back) == (at("22:30"), None, {hook}, set())
     pi_config = {**wd_config, "pin": 4, "notify_after": 1}
+    queue = pi_config["buffer_dir"] / "notify" / "queue"
 
     def minute(now, value, link_up):
         clock = lambda: now  # noqa: E731
@@ -316,18 +318,22 @@ def test_pi_keeps_quiet_about_what_the_watchdog_told(dynamodb, wd_config, webhoo
                                    watchdog_outage=lambda: watchdog_state.watchdog_outage(dynamodb, table, DEVICE))
         notifier.observe(Reading(DEVICE, "4", now, {"reading": value}))
         webhook.down = not link_up
-        notifier.finish()
+        notifier.finish(link_up=link_up)  # as minute_job: DynamoDB unreachable, the watchdog's state unread
 
     minute(at("22:30"), 1, True)
     minute(at("22:31"), 0, False)   # power OFF, the link with it: queued
-    minute(at("01:30", 22), 1, True)  # back: the Pi's late OFF and its back stay quiet
+    minute(at("01:30", 22), 1, True)  # back: held on the channel that heard 'silent' until the story comes
     assert [body["event"] for body in bodies(webhook)] == ["silent"]
-    assert list((pi_config["buffer_dir"] / "notify" / "queue").glob("*.json")) == []
+    assert len(list(queue.glob("*.json"))) == 2
     pin(dynamodb, wd_config, at("22:31"), at("01:30", 22), 0)
     pin(dynamodb, wd_config, at("01:30", 22), at("01:32", 22), 1)
     check(wd_config, dynamodb, at("01:32", 22))
     assert [body["event"] for body in bodies(webhook)] == ["silent", "back"]
-    assert watchdog_state.watchdog_outage(dynamodb, table, DEVICE) == (at("22:30"), at("01:31", 22))
+    told = watchdog_state.watchdog_outage(dynamodb, table, DEVICE)
+    assert (told.since, told.until, told.back) == (at("22:30"), at("01:31", 22), {hook})
+    minute(at("01:33", 22), 1, True)  # the story was delivered there: the Pi's own messages are settled
+    assert [body["event"] for body in bodies(webhook)] == ["silent", "back"]
+    assert list(queue.glob("*.json")) == []
     # a later power cut with the link up is the Pi's own story
     minute(at("03:00", 22), 0, True)
     assert bodies(webhook)[-1]["state"] == "off"
