@@ -230,13 +230,15 @@ def _settled(message):
 
 
 def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, clock=utc_now,
-               monotonic=time.monotonic, held=None):
+               monotonic=time.monotonic, held=None, link_down=False):
     """Send queued notifications, oldest first, to each channel that hasn't acknowledged them.
 
     A channel that fails stops for this run (later messages must not overtake the one it
     failed) and backs off; the other channels carry on. `held` ({message id: {channel name}})
     stops a channel at a message whose story the watchdog is about to deliver there (no
-    backoff). Never raises for channel failures. Returns the number of deliveries acknowledged.
+    backoff). `link_down`: DynamoDB is known unreachable, the internet likely too, so a channel's
+    transient failure is logged without a cron mail. Never raises for channel failures.
+    Returns the number of deliveries acknowledged.
     """
     from channels import HTTP_TIMEOUT_SECONDS
 
@@ -309,7 +311,7 @@ def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, cloc
                     wait = max(_backoff_seconds(failures), outcome.retry_after or 0)
                     waiting = sum(channel.name not in _settled(m) for _path, m in messages)
                     log.warning("notification via %s not sent (%s); %d waiting, next attempt in %ds",
-                                channel.name, outcome.detail, waiting, wait)
+                                channel.name, outcome.detail, waiting, wait, extra=NOT_MAILED if link_down else None)
                 state = {"failures": failures, "last_error": outcome.detail,
                          "next_attempt": iso(clock() + dt.timedelta(seconds=wait)),
                          "failing_since": state.get("failing_since") or iso(now)}
@@ -518,7 +520,8 @@ class Notifier:
                 held = (self._watchdog_hand_off(waiting)
                         if waiting and link_up and self.watchdog_outage is not None else {})
             if waiting:  # nothing queued: channels.py is not even imported
-                send_queue(self.config["buffer_dir"], self.channels, self.zone, self.budget, self.clock, held=held)
+                send_queue(self.config["buffer_dir"], self.channels, self.zone, self.budget, self.clock, held=held,
+                           link_down=not link_up)
         except Exception as error:
             log.warning("notifications: %s: %s", type(error).__name__, error)
 
