@@ -25,20 +25,25 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
-# The watchdog's AWS Lambda deployment package: its modules and the zone database (tzdata, so
-# messages are in the user's zone whatever the runtime has); boto3 comes with the runtime.
+# The watchdog's AWS Lambda deployment package: its modules, the zone database (tzdata, so
+# messages are in the user's zone whatever the runtime has) and Apprise with what it needs, at
+# the versions pinned in requirements.txt, as wheels for the function's runtime (Python 3.12,
+# arm64); boto3 comes with the runtime. Built with the venv's Python (a fresh clone makes it).
 LAMBDA_MODULES := watchdog.py watchdog_state.py dynamo.py channels.py messages.py utils.py filebuffer.py apprise_channel.py
 LAMBDA_ZIP := build/watchdog-lambda.zip
+LAMBDA_PLATFORM := --platform manylinux2014_aarch64 --python-version 3.12 --implementation cp --only-binary=:all:
 
 lambda: $(LAMBDA_ZIP)
 
-$(LAMBDA_ZIP): $(LAMBDA_MODULES)
+$(LAMBDA_ZIP): $(LAMBDA_MODULES) requirements.txt | $(STAMP)
 	rm -rf build/lambda && mkdir -p build/lambda
 	cp $(LAMBDA_MODULES) build/lambda/
-	cp -R "$$($(PYTHON) -c 'import os, tzdata; print(os.path.dirname(tzdata.__file__))')" build/lambda/tzdata
+	grep -E '^(tzdata|apprise)==' requirements.txt > build/lambda-requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile --target build/lambda $(LAMBDA_PLATFORM) \
+		-r build/lambda-requirements.txt
 	find build/lambda -name __pycache__ -prune -exec rm -rf {} +
-	rm -f $@ && cd build/lambda && $(PYTHON) -m zipfile -c ../$(notdir $@) $(LAMBDA_MODULES) tzdata
-	@echo "built $@"
+	rm -f $@ && cd build/lambda && $(abspath $(PY)) -m zipfile -c ../$(notdir $@) .
+	@$(PY) -c 'import os, sys; print(f"built {sys.argv[1]}: {os.path.getsize(sys.argv[1]) / 2**20:.1f} MiB")' $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache build

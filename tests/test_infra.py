@@ -1,6 +1,7 @@
 """infra/template.yaml: cfn-lint passes, and it says what dynamo.py says (tables, policies)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -174,12 +175,21 @@ PROJECT = TEMPLATE.parent.parent
 def lambda_zip(tmp_path_factory):
     """`make lambda` into a copy of the package's sources (the worktree's build/ stays untouched)."""
     copy = tmp_path_factory.mktemp("src")
-    for name in ("Makefile", *dynamo_watchdog_modules()):
+    for name in ("Makefile", "requirements.txt", *dynamo_watchdog_modules()):
         shutil.copy(PROJECT / name, copy / name)
-    result = subprocess.run(["make", "lambda", f"PYTHON={sys.executable}"], cwd=copy, capture_output=True,
-                            text=True, timeout=300)
+    # this interpreter for the venv's (-o: the copy makes no venv of its own); pip fetches the wheels
+    result = subprocess.run(["make", "-o", ".venv/.installed", "lambda", f"PY={sys.executable}"], cwd=copy,
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^built build/watchdog-lambda\.zip: [0-9.]+ MiB$", result.stdout, re.M), result.stdout
     return copy / "build" / "watchdog-lambda.zip"
+
+
+def pinned(package):
+    """The version requirements.txt pins `package` to."""
+    (line,) = [line for line in (PROJECT / "requirements.txt").read_text().splitlines()
+               if line.startswith(f"{package}==")]
+    return line.split("==", 1)[1].strip()
 
 
 def dynamo_watchdog_modules():
@@ -200,6 +210,8 @@ def test_lambda_package_imports_on_its_own(lambda_zip, tmp_path):
             "assert all(m.__file__.startswith('" + str(tmp_path) + "') for m in (watchdog, messages)); "
             "import channels; (apprise,) = channels.channels_from_config({'apprise_urls': ('json://h/x',)}); "
             "assert apprise.name == 'apprise json://…'; "
+            "import apprise as package; assert package.__file__.startswith('" + str(tmp_path) + "'); "
+            "assert package.__version__ == '" + pinned("apprise") + "' and apprise.plugin() is not None; "
             "print(sorted(n for n in sys.modules if n in ('notify', 'pandas', 'pyarrow')))")
     result = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)
