@@ -17,10 +17,13 @@ have. Each message has a stable id: the SNS FIFO deduplication id and the webhoo
 
     python notify.py list [--buffer-dir DIR]   # queued and simulated notifications, as text
 
-Messages that waited while the watchdog (watchdog.py) announced the device silent are not sent
-(one story per outage): `Notifier(watchdog_outage=...)`, which read_pin.py wires to the
-watchdog's state in DynamoDB. The channels (Telegram, webhook, SNS) are in channels.py and the
-texts in messages.py, which the watchdog shares. Only the standard library is imported here.
+The queue is tried whether or not DynamoDB is reachable, each channel with its own backoff. A
+message of a silence whose story the watchdog (watchdog.py) delivered on a channel is settled
+there without being sent (`watchdog_told`); on a channel that got only the watchdog's 'silent'
+it is held a while for that story (`Notifier._watchdog_hand_off`, fed by read_pin.py with the
+watchdog's state in DynamoDB). The channels (Telegram, webhook, SNS, Apprise) are in
+channels.py, imported only when something is queued; the texts in messages.py, which the
+watchdog shares. Only the standard library is imported here.
 """
 
 import contextlib
