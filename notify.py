@@ -190,7 +190,7 @@ def _load_message(path):
         if not isinstance(message.get(name), str):
             raise ValueError(f"{name} missing")
     parse_iso(message["at"]), parse_iso(message["queued_at"])
-    for name in ("delivered", "rejections", "gave_up"):
+    for name in ("delivered", "rejections", "gave_up", "watchdog_told"):
         if not isinstance(message.setdefault(name, {}), dict):
             raise ValueError(f"{name} is not an object")
     return message
@@ -229,7 +229,7 @@ def _backoff_seconds(failures):
 def _settled(message):
     """The channels done with `message`: acknowledged it, gave it up, or were told its outage
     by the watchdog (its delivered story replaces the Pi's message there)."""
-    return set(message["delivered"]) | set(message["gave_up"]) | set(message.get("watchdog_told") or {})
+    return set(message["delivered"]) | set(message["gave_up"]) | set(message["watchdog_told"])
 
 
 def send_queue(buffer_dir, channels, zone=None, budget=SEND_BUDGET_SECONDS, clock=utc_now,
@@ -497,7 +497,11 @@ class Notifier:
                 elif key in told.silent:
                     held_since = message.setdefault("held_since", iso(now))
                     changed = changed or held_since == iso(now)
-                    if now - parse_iso(held_since) < WATCHDOG_HOLD:
+                    try:
+                        held_for = now - parse_iso(held_since)
+                    except (TypeError, ValueError):  # an unreadable mark: hold no longer
+                        held_for = WATCHDOG_HOLD
+                    if held_for < WATCHDOG_HOLD:
                         held.setdefault(message["id"], set()).add(channel.name)
             if changed:
                 _write_json(path.parent, path.name, message)
