@@ -70,7 +70,7 @@ WATCHDOG_CHANNELS = ("none", "working", "failing then working", "refused for goo
 # The Pi's link while the power is off: all up (router on a UPS); DynamoDB unreachable but the
 # channel reachable (an AWS-side or ISP outage, a channel on the LAN); everything down.
 PI_LINKS = ("up", "DynamoDB down, channel reachable", "everything down, then back")
-OUTAGES = {"shorter than silent_after": 3, "longer than silent_after": 30}
+OUTAGES = {"shorter than silent_after": 3, "longer than silent_after": 12}
 
 
 def run_outage(client, config, webhook, watchdog_channel, pi_link, off_minutes):
@@ -89,7 +89,7 @@ def run_outage(client, config, webhook, watchdog_channel, pi_link, off_minutes):
     store(client, config, [(T0 + i * MINUTE, 1) for i in range(31)])
     buffered = []
     minute = T0 + 30 * MINUTE
-    end = off_until + 25 * MINUTE  # backoffs (5 min at most), the watchdog's wait, the Pi's hold
+    end = off_until + 12 * MINUTE  # a backoff (5 min at most), the watchdog's wait for the backlog
     said_during = None
     while minute <= end:
         if minute == off_until:
