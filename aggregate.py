@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import aggregation
 import dynamo
 import filebuffer
+import untrusted
 from aggregation import DAY, HOUR, MINUTE, ON, OFF
 from utils import (
     EXIT_OK,
@@ -111,8 +112,8 @@ class SensorHistory:
     def readings(self, hour):
         """The hour's (minute, value) pin readings or (minute, {quantity: value}) BME280 readings."""
         readings = []
-        for item in self.minute_items(hour):
-            values = dynamo.plain(item)
+        for values in untrusted.checked(self.minute_items(hour), untrusted.minute_item, "minutes",
+                                        self.device, self.sensor):
             minute = dynamo.period_start(values["pk"], values["sk"])
             if self.pin:
                 if values.get("reading") in (ON, OFF):
@@ -256,11 +257,13 @@ def hour_statistics(history, hours, now, runs_of):
 
 
 def new_items(client, table, device, sensor):
-    """(pk, sk) of the sensor's items in status-index: one paginated query."""
+    """(pk, sk) of the sensor's items in status-index: one paginated query. An item whose key
+    names another device or sensor (any Pi can write any pk_status) is skipped: never read,
+    recomputed or consumed for this one (untrusted.index_item)."""
     items = dynamo.query_all(client, TableName=table, IndexName=dynamo.INDEX_NAME,
                              KeyConditionExpression="pk_status = :s",
                              ExpressionAttributeValues={":s": {"S": dynamo.status_key(device, sensor)}})
-    return {(item["pk"]["S"], item["sk"]["S"]) for item in items}
+    return set(untrusted.checked(items, untrusted.index_item, "status-index", device, sensor))
 
 
 # --- the user's day: a local calendar day made of whole UTC hours and, in a :30 or :45 zone,

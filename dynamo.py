@@ -640,19 +640,30 @@ def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):
 
 def sensors_of(client, table, device):
     """The sensors `device` has recorded, from its registry items."""
+    import untrusted  # a registry item is the Pi's own: checked, a bad one skipped
+
     pk, _ = registry_key(device, "")
-    items = query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
-                      ExpressionAttributeValues={":pk": {"S": pk}})
-    return sorted((item["sensor"]["S"] for item in items), key=lambda s: (not s.isdigit(), s.zfill(3)))
+    sensors = set()
+    for item in query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
+                          ExpressionAttributeValues={":pk": {"S": pk}}):
+        try:
+            sensors.add(untrusted.registry_item(item, device))
+        except untrusted.BadItem as error:
+            untrusted.skip("registry", item, error, log)
+    return sorted(sensors, key=lambda s: (not s.isdigit(), s.zfill(3)))
 
 
 def minute_range(client, table, device, sensor, start, end, newest_first=False, limit=None):
     """The minutes items of one sensor from the minute of `start` to that of `end` (inclusive,
-    UTC), as plain dicts, oldest first (or newest first); at most `limit` of them.
+    UTC), as plain dicts, oldest first (or newest first); at most `limit` of them. Each is
+    checked (untrusted.minute_item: its `ts` in its key's minute, its values the sensor's); a
+    bad one is skipped with a log line and does not count towards `limit`.
 
     One Query per hour partition, each reading only the minutes asked for: the cost follows
     the span, never the table's size.
     """
+    import untrusted
+
     hours, hour = [], start.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
     while hour <= end:
         first = minute_key(device, sensor, max(start, hour))
@@ -667,7 +678,12 @@ def minute_range(client, table, device, sensor, start, end, newest_first=False, 
         if limit:
             kwargs["Limit"] = limit - found
         for item in query_all(client, **kwargs):
-            yield plain(item)
+            try:
+                checked = untrusted.minute_item(item, device, sensor)
+            except untrusted.BadItem as error:
+                untrusted.skip("minutes", item, error, log)
+                continue
+            yield checked
             found += 1
             if limit and found >= limit:
                 return

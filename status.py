@@ -7,6 +7,7 @@ import datetime as dt
 
 import dynamo
 import filebuffer
+import untrusted
 import utils
 from dynamo import (
     INDEX_NAME,
@@ -15,13 +16,10 @@ from dynamo import (
     day_zone,
     format_ts,
     hour_key,
-    minute_key,
     newest_item,
-    parse_partition,
     plain,
     query_all,
     sensors_of,
-    sk_number,
     status_key,
     table_names,
 )
@@ -52,8 +50,12 @@ STATUS_DAYS_BACK = 62  # and for the newest aggregated hour this far back (one q
 
 
 def newest_reading(client, table, device, sensor, now, hours_back=STATUS_HOURS_BACK):
-    partitions = (minute_key(device, sensor, now - dt.timedelta(hours=h))[0] for h in range(hours_back))
-    return newest_item(client, table, partitions)
+    """The newest valid minutes item (a bad one is skipped: untrusted), one query an hour."""
+    end = now.replace(minute=59, second=59)
+    for item in dynamo.minute_range(client, table, device, sensor, end - dt.timedelta(hours=hours_back - 1, minutes=59),
+                                    end, newest_first=True, limit=1):
+        return item
+    return None
 
 
 def newest_aggregated_hour(client, table, device, sensor, now, days_back=STATUS_DAYS_BACK):
@@ -61,8 +63,11 @@ def newest_aggregated_hour(client, table, device, sensor, now, days_back=STATUS_
     item = newest_item(client, table, partitions)
     if item is None:
         return None
-    _device, _sensor, day = parse_partition(item["pk"])
-    return day + dt.timedelta(hours=sk_number(item["sk"]))
+    try:
+        return untrusted.period_item(item, device, sensor, "hours")
+    except untrusted.BadItem as error:
+        untrusted.skip("hours", item, error)
+        return None
 
 
 def days_in_other_zones(client, table, device, sensor, zone_name, today, months_back=STATUS_MONTHS):
@@ -72,8 +77,13 @@ def days_in_other_zones(client, table, device, sensor, zone_name, today, months_
         pk, _sk = day_key(device, sensor, month)
         for item in map(plain, query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
                                          ExpressionAttributeValues={":pk": {"S": pk}})):
+            try:
+                day = untrusted.period_item(item, device, sensor, "days").date()
+            except untrusted.BadItem as error:
+                untrusted.skip("days", item, error)
+                continue
             if day_zone(item) != zone_name:
-                other.append((month.replace(day=sk_number(item["sk"])), day_zone(item)))
+                other.append((day, day_zone(item)))
         month = (month - dt.timedelta(days=1)).replace(day=1)
     return sorted(other)
 
@@ -86,6 +96,7 @@ def counted(number, noun):
 def status_lines(config, client=None, now=None):
     """What `dynamo.py status` prints: the buffer, then each sensor of the device."""
     now = now or utc_now()
+    skipped_before = untrusted.skipped_count()
     client = client or dynamo.aws_client()  # looked up here: tests put a strict client in its place  # a configuration error first, before any line
     buffer = filebuffer.Buffer(config["buffer_dir"])
     pending = buffer.pending()
@@ -134,6 +145,9 @@ def status_lines(config, client=None, now=None):
                    f"aggregate.py --rebuild-days --from {other[0][0]} --to {other[-1][0]}")
     for watched in config.get("watch") or [device]:
         yield watchdog_status_line(client, names["minutes"], watched, now)
+    skipped = untrusted.skipped_count() - skipped_before
+    if skipped:
+        yield f"bad items: {counted(skipped, 'item')} skipped (not what their key says; each named in the log)"
 
 
 def watchdog_status_line(client, table, device, now):

@@ -32,6 +32,7 @@ import uuid
 
 import dynamo
 
+import untrusted
 import watchdog_state
 from channels import HTTP_TIMEOUT_SECONDS, channels_from_config
 from channels import KEYS as CHANNEL_KEYS
@@ -233,6 +234,8 @@ class Run:
         for attempt in range(3):
             if attempt or not prefetched:
                 state = watchdog_state.load_watchdog_state(self.client, self.table, device)
+            if state is not None:
+                state = untrusted.watchdog_state(state, device)  # BadItem: this device's check only
             version = state["version"] if state else 0
             if state and self.leased_by_another(state):
                 log.info("%s: another run is delivering its announcements", device)
@@ -312,6 +315,12 @@ def run(config, now, client=None):
             return device, error
         except JobFailed as error:
             return device, error
+        except untrusted.BadItem as error:  # its state item: this device is not checked, the others are
+            untrusted.skip("watchdog state", {"pk": dynamo.watchdog_key(device)[0], "sk": "state"}, error, log)
+            return device, "skipped"
+        except Exception:  # whatever else one device's items do, the others are still checked
+            log.exception("%s: its check failed; the other devices are checked", device)
+            return device, "failed"
 
     if len(devices) == 1:
         results = [check(devices[0])]
