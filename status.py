@@ -105,7 +105,7 @@ def status_lines(config, client=None, now=None):
         reading = buffer.load(pending[0])
         oldest = f", oldest {reading.ts:%Y-%m-%d %H:%M} UTC" if reading else ""
     yield (f"buffer {buffer.directory}: {counted(len(pending), 'reading')} waiting to be flushed{oldest}; "
-           f"{buffer.count('held')} held (clock), {buffer.count('bad')} bad")
+           f"{buffer.count('held')} held (clock or device name), {buffer.count('bad')} bad")
     import link
 
     down = link.status_line(config["buffer_dir"], now)
