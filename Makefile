@@ -27,7 +27,7 @@ bench: $(STAMP)
 
 # The watchdog's AWS Lambda deployment package: its modules and the zone database (tzdata, so
 # messages are in the user's zone whatever the runtime has); boto3 comes with the runtime.
-LAMBDA_MODULES := watchdog.py watchdog_state.py dynamo.py channels.py messages.py utils.py filebuffer.py apprise_channel.py
+LAMBDA_MODULES := watchdog.py watchdog_state.py untrusted.py dynamo.py channels.py messages.py utils.py filebuffer.py apprise_channel.py
 LAMBDA_ZIP := build/watchdog-lambda.zip
 
 lambda: $(LAMBDA_ZIP)

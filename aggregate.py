@@ -36,9 +36,11 @@ from utils import (
     NOT_MAILED,
     JobFailed,
     add_config_flags,
+    check_time_bounds,
     load_config,
     run_cli,
     setup_logging,
+    shown,
     utc_now,
     zone as make_zone,
 )
@@ -58,6 +60,10 @@ SETTLE = dt.timedelta(minutes=3)
 FLUSH_LOCK_WAIT_SECONDS = 60.0
 HOURLY_READ_TIMEOUT_SECONDS = 30
 PROGRESS_EVERY_HOURS = 24
+# A rebuild longer than this asks for --allow-long-rebuild: it holds the flush lock for its whole
+# run (a typo such as --from 0025-01-01 is refused outright: before 2024). --rebuild reads every
+# minute (about six months); --rebuild-days only hours (13 months: what `status` may suggest).
+MAX_REBUILD_DAYS = {"--rebuild": 186, "--rebuild-days": 400}
 
 
 class AggregationBusy(Exception):
@@ -533,6 +539,9 @@ def build_parser():
                         help="first date of --rebuild (UTC) or --rebuild-days (local)")
     parser.add_argument("--to", dest="rebuild_to", metavar="DATE",
                         help="last date of --rebuild (default: today) or --rebuild-days")
+    parser.add_argument("--allow-long-rebuild", action="store_true",
+                        help="let --rebuild span more than {} days, or --rebuild-days more than {}".format(
+                            *MAX_REBUILD_DAYS.values()))
     return parser
 
 
@@ -543,10 +552,20 @@ def parse_sensor(name):
 
 
 def parse_date(text, flag):
+    """A date of a flag, in 2024 to a day ahead (utils.check_time_bounds)."""
     try:
-        return dt.date.fromisoformat(text.strip())
+        value = dt.date.fromisoformat(text.strip())
     except (ValueError, AttributeError):
-        raise ConfigError(f"{flag} {text!r} is not a date such as 2025-06-21") from None
+        raise ConfigError(f"{flag} {shown(text)} is not a date such as 2025-06-21") from None
+    return check_time_bounds(value, flag)
+
+
+def check_span(args, first, last, flag):
+    """A range longer than MAX_REBUILD_DAYS needs --allow-long-rebuild: it holds the locks for long."""
+    if (last - first).days + 1 > MAX_REBUILD_DAYS[flag] and not args.allow_long_rebuild:
+        raise ConfigError(f"{flag} --from {first} --to {last} is {(last - first).days + 1} days, more than "
+                          f"{MAX_REBUILD_DAYS[flag]}: pass --allow-long-rebuild if you mean it")
+    return first, last
 
 
 def rebuild_range(args):
@@ -565,7 +584,7 @@ def rebuild_range(args):
     last = parse_date(args.rebuild_to, "--to") if args.rebuild_to else utc_now().date()
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
-    return first, last
+    return check_span(args, first, last, "--rebuild")
 
 
 def export_range(config, args, sensors):
@@ -594,7 +613,7 @@ def rebuild_days_range(args):
     first, last = parse_date(args.rebuild_from, "--from"), parse_date(args.rebuild_to, "--to")
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
-    return first, last
+    return check_span(args, first, last, "--rebuild-days")
 
 
 def main(argv=None):

@@ -439,6 +439,29 @@ def parse_time(text, what="--at"):
         raise ConfigError(f"{what} {shown(text)} is not an ISO 8601 time (e.g. 2025-06-21T19:00)") from None
 
 
+EARLIEST_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)  # no reading of this project is older
+LATEST_AHEAD = dt.timedelta(days=1)
+
+
+def check_time_bounds(value, what, now=None):
+    """`value` (aware datetime or date) unless it lies before 2024 or more than a day after now:
+    a typo (0025-01-01, 9999-12-31) must be one line and exit 2, not a traceback or years of work."""
+    now = now or utc_now()
+    if isinstance(value, dt.datetime):
+        low, high = EARLIEST_TIME, now + LATEST_AHEAD
+    else:
+        low, high = EARLIEST_TIME.date(), (now + LATEST_AHEAD).date()
+    if not low <= value <= high:
+        raise ConfigError(f"{what} {value.isoformat()} is outside {low.isoformat()[:10]} to "
+                          f"{high.isoformat()[:10]} (2024 to a day ahead)")
+    return value
+
+
+def bounded_time(text, what="--at", now=None):
+    """parse_time, then check_time_bounds."""
+    return check_time_bounds(parse_time(text, what), what, now)
+
+
 def utc_now():
     return dt.datetime.now(dt.timezone.utc)
 

@@ -44,8 +44,8 @@ from utils import (
     ConfigError,
     JobFailed,
     add_config_flags,
+    bounded_time,
     load_config,
-    parse_time,
     run_cli,
     setup_logging,
     utc_now,
@@ -395,7 +395,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_watchdog_config(args)
-    now = parse_time(args.at) if args.at is not None else utc_now()
+    now = bounded_time(args.at) if args.at is not None else utc_now()
     setup_logging(config["log_dir"], "watchdog")
     outcomes = run(config, now)
     log.info("checked %d devices: %s", len(outcomes),
@@ -411,7 +411,7 @@ def handler(event, context):
     logging.getLogger("botocore").setLevel(logging.WARNING)
     config = load_watchdog_config()
     at = event.get("at") if isinstance(event, dict) else None
-    now = parse_time(at) if at else utc_now()
+    now = bounded_time(at, "the event's at") if at else utc_now()
     outcomes = run(config, now)
     log.info("checked %d devices", len(outcomes))
     return {"checked": len(outcomes), "at": iso(now),
