@@ -11,7 +11,6 @@ import untrusted
 import utils
 from dynamo import (
     INDEX_NAME,
-    call,
     day_key,
     day_zone,
     format_ts,
@@ -28,21 +27,21 @@ from watchdog_state import load_watchdog_state
 
 STATUS_MONTHS = 13  # how far back `status` looks for days items of another time zone
 def count_awaiting(client, table, device, sensor, since=None):
-    """How many minute items of the sensor wait for the aggregator (from `since` on, if given)."""
-    total, kwargs = 0, {
-        "TableName": table, "IndexName": INDEX_NAME, "Select": "COUNT",
+    """How many minute items of the sensor wait for the aggregator (from `since` on, if given).
+
+    The index's keys are read, not just counted: any Pi can write any pk_status, so only the
+    items in this device's own partitions count (untrusted.index_item); the others are skipped.
+    """
+    kwargs = {
+        "TableName": table, "IndexName": INDEX_NAME,
         "KeyConditionExpression": "pk_status = :s",
         "ExpressionAttributeValues": {":s": {"S": status_key(device, sensor)}},
     }
     if since is not None:
         kwargs["KeyConditionExpression"] += " AND ts >= :since"
         kwargs["ExpressionAttributeValues"][":since"] = {"S": format_ts(since)}
-    while True:
-        page = call(client.query, table, **kwargs)
-        total += page.get("Count", 0)
-        if "LastEvaluatedKey" not in page:
-            return total
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sum(1 for _key in untrusted.checked(query_all(client, **kwargs), untrusted.index_item,
+                                               "status-index", device, sensor))
 
 
 STATUS_HOURS_BACK = 72  # status looks for the newest reading this far back (one query an hour)
