@@ -283,8 +283,18 @@ PKS = st.one_of(
 )
 SKS = st.one_of(st.sampled_from(["time#59", "time#00", "time#7", "time#60", "sensor#4", "sensor#bme280", "sensor#x",
                                  "hour#2025-06-21-11", "state"]), st.text(min_size=1, max_size=12))
-ITEMS = st.builds(lambda pk, sk, attributes: {**attributes, "pk": {"S": pk}, "sk": {"S": sk}},
-                  PKS, SKS, st.dictionaries(ATTRIBUTES, values(), max_size=6))
+TIMES = st.one_of(st.sampled_from(["2025-06-21T11:59:03.000000+00:00", "2025-06-21T12:05:00.000000+00:00",
+                                   "9999-12-31T23:59:59-01:00", "garbage", "2025-06-21T11:59:03"]),
+                  st.text(min_size=1, max_size=30)).map(lambda text: {"S": text})
+STATUS_KEYS = st.sampled_from([dynamo.status_key(device, sensor) for device in (HONEST, SILENT, MALLORY)
+                               for sensor in ("4", "bme280")]).map(lambda text: {"S": text})
+# the attributes that matter, each present half the time (the index needs pk_status and ts as
+# strings), then any others
+KNOWN = st.fixed_dictionaries({}, optional={
+    "ts": TIMES, "pk_status": STATUS_KEYS, "reading": values(), "sensor": SENSORS.map(lambda text: {"S": text}),
+    "device": st.sampled_from([HONEST, MALLORY, ""]).map(lambda text: {"S": text})})
+ITEMS = st.builds(lambda pk, sk, known, other: {**other, **known, "pk": {"S": pk}, "sk": {"S": sk}},
+                  PKS, SKS, KNOWN, st.dictionaries(ATTRIBUTES, values(), max_size=4))
 WRITES = st.lists(st.tuples(st.sampled_from(["minutes", "minutes", "hours", "days"]), ITEMS), min_size=1, max_size=8)
 
 
