@@ -772,7 +772,9 @@ def main(argv=None):
                                        config["sns_topic_arn"])
         print(json.dumps(document, indent=2))
         return EXIT_OK
-    config = load_config(args, KEYS_OF[args.command])
+    # flush alone holds another device's readings only when the device is set (config, env or
+    # --device): this host's name is no sure sign of whose readings the buffer keeps
+    config = load_config(args, KEYS_OF[args.command], host_device=args.command != "flush")
     setup_logging(config["log_dir"], "dynamo")
     if args.command == "create-tables":
         try:
