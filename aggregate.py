@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import aggregation
 import dynamo
 import filebuffer
+import untrusted
 from aggregation import DAY, HOUR, MINUTE, ON, OFF
 from utils import (
     EXIT_OK,
@@ -35,9 +36,11 @@ from utils import (
     NOT_MAILED,
     JobFailed,
     add_config_flags,
+    check_time_bounds,
     load_config,
     run_cli,
     setup_logging,
+    shown,
     utc_now,
     zone as make_zone,
 )
@@ -57,6 +60,10 @@ SETTLE = dt.timedelta(minutes=3)
 FLUSH_LOCK_WAIT_SECONDS = 60.0
 HOURLY_READ_TIMEOUT_SECONDS = 30
 PROGRESS_EVERY_HOURS = 24
+# A rebuild longer than this asks for --allow-long-rebuild: it holds the flush lock for its whole
+# run (a typo such as --from 0025-01-01 is refused outright: before 2024). --rebuild reads every
+# minute (about six months); --rebuild-days only hours (13 months: what `status` may suggest).
+MAX_REBUILD_DAYS = {"--rebuild": 186, "--rebuild-days": 400}
 
 
 class AggregationBusy(Exception):
@@ -111,8 +118,8 @@ class SensorHistory:
     def readings(self, hour):
         """The hour's (minute, value) pin readings or (minute, {quantity: value}) BME280 readings."""
         readings = []
-        for item in self.minute_items(hour):
-            values = dynamo.plain(item)
+        for values in untrusted.checked(self.minute_items(hour), untrusted.minute_item, "minutes",
+                                        self.device, self.sensor):
             minute = dynamo.period_start(values["pk"], values["sk"])
             if self.pin:
                 if values.get("reading") in (ON, OFF):
@@ -256,11 +263,13 @@ def hour_statistics(history, hours, now, runs_of):
 
 
 def new_items(client, table, device, sensor):
-    """(pk, sk) of the sensor's items in status-index: one paginated query."""
+    """(pk, sk) of the sensor's items in status-index: one paginated query. An item whose key
+    names another device or sensor (any Pi can write any pk_status) is skipped: never read,
+    recomputed or consumed for this one (untrusted.index_item)."""
     items = dynamo.query_all(client, TableName=table, IndexName=dynamo.INDEX_NAME,
                              KeyConditionExpression="pk_status = :s",
                              ExpressionAttributeValues={":s": {"S": dynamo.status_key(device, sensor)}})
-    return {(item["pk"]["S"], item["sk"]["S"]) for item in items}
+    return set(untrusted.checked(items, untrusted.index_item, "status-index", device, sensor))
 
 
 # --- the user's day: a local calendar day made of whole UTC hours and, in a :30 or :45 zone,
@@ -530,6 +539,9 @@ def build_parser():
                         help="first date of --rebuild (UTC) or --rebuild-days (local)")
     parser.add_argument("--to", dest="rebuild_to", metavar="DATE",
                         help="last date of --rebuild (default: today) or --rebuild-days")
+    parser.add_argument("--allow-long-rebuild", action="store_true",
+                        help="let --rebuild span more than {} days, or --rebuild-days more than {}".format(
+                            *MAX_REBUILD_DAYS.values()))
     return parser
 
 
@@ -540,10 +552,20 @@ def parse_sensor(name):
 
 
 def parse_date(text, flag):
+    """A date of a flag, in 2024 to a day ahead (utils.check_time_bounds)."""
     try:
-        return dt.date.fromisoformat(text.strip())
+        value = dt.date.fromisoformat(text.strip())
     except (ValueError, AttributeError):
-        raise ConfigError(f"{flag} {text!r} is not a date such as 2025-06-21") from None
+        raise ConfigError(f"{flag} {shown(text)} is not a date such as 2025-06-21") from None
+    return check_time_bounds(value, flag)
+
+
+def check_span(args, first, last, flag):
+    """A range longer than MAX_REBUILD_DAYS needs --allow-long-rebuild: it holds the locks for long."""
+    if (last - first).days + 1 > MAX_REBUILD_DAYS[flag] and not args.allow_long_rebuild:
+        raise ConfigError(f"{flag} --from {first} --to {last} is {(last - first).days + 1} days, more than "
+                          f"{MAX_REBUILD_DAYS[flag]}: pass --allow-long-rebuild if you mean it")
+    return first, last
 
 
 def rebuild_range(args):
@@ -562,7 +584,7 @@ def rebuild_range(args):
     last = parse_date(args.rebuild_to, "--to") if args.rebuild_to else utc_now().date()
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
-    return first, last
+    return check_span(args, first, last, "--rebuild")
 
 
 def export_range(config, args, sensors):
@@ -591,7 +613,7 @@ def rebuild_days_range(args):
     first, last = parse_date(args.rebuild_from, "--from"), parse_date(args.rebuild_to, "--to")
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
-    return first, last
+    return check_span(args, first, last, "--rebuild-days")
 
 
 def main(argv=None):

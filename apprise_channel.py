@@ -3,13 +3,13 @@
 Each URL of `apprise_urls` is one channel of its own, with the queue's backoff, late marking
 and `--test-notify` line. Apprise (a second of imports on a Pi) is imported only when a
 message is actually sent: building a channel, and a minute with nothing to say, never
-import it. A channel's name shows the scheme and the host only,
+import it. A channel's name shows its scheme and a short fingerprint (a hash of the URL) only,
 
-    apprise ntfy://ntfy.sh/…        apprise pover://…        apprise mailtos://…@gmail.com/…
+    apprise ntfy #1a2b3c4d        apprise pover #9f8e7d6c        apprise mailtos #0a1b2c3d
 
-because the user, password, path (an ntfy topic is its password) and query of an Apprise URL
-are where its secrets are; every text from Apprise is redacted of them too, and Apprise's
-own log lines are kept out of the log (their gist is in the channel's error detail).
+because any other part of an Apprise URL may be a secret (an ntfy topic is its password; in
+pbul://o.TOKEN the "host" is the token); every text from Apprise is redacted of them too, and
+Apprise's own log lines are kept out of the log (their gist is in the channel's error detail).
 """
 
 import hashlib
@@ -70,16 +70,25 @@ def shown_url(url):
     return f"{scheme}://{user}{host}{more}"
 
 
+SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]{0,31}$")
+FINGERPRINT_CHARS = 8
+
+
+def fingerprint(url):
+    """A short hash of the URL: tells two channels apart, and this one over time, revealing nothing."""
+    return hashlib.sha256(url.encode()).hexdigest()[:FINGERPRINT_CHARS]
+
+
+def channel_name(url):
+    """'apprise ntfy #1a2b3c4d': kind, scheme and fingerprint only, by construction. No other
+    part of an Apprise URL is known not to be secret (pbul://o.TOKEN looks like a host name)."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    return f"apprise {scheme if SCHEME_RE.fullmatch(scheme) else '?'} #{fingerprint(url)}"
+
+
 def channels(urls):
-    """One `AppriseChannel` per URL, named uniquely (a short digest only where names would clash)."""
-    shown = [shown_url(url) for url in urls]
-    made = []
-    for url, text in zip(urls, shown):
-        if shown.count(text) > 1:
-            # the digest stays on the Pi's own logs and status; the URL itself never shows
-            text += " #" + hashlib.sha256(url.encode()).hexdigest()[:6]
-        made.append(AppriseChannel(url, f"apprise {text}"))
-    return made
+    """One `AppriseChannel` per URL, named by channel_name (unique: the fingerprints differ)."""
+    return [AppriseChannel(url, channel_name(url)) for url in urls]
 
 
 class AppriseMissing(ConfigError):

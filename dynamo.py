@@ -15,7 +15,7 @@ import logging
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import filebuffer
 from filebuffer import format_ts  # the items' ts is the buffer's: defined there, for the minute path
@@ -490,6 +490,7 @@ class FlushResult:
     sent: int = 0  # readings acknowledged by DynamoDB (files removed)
     left: int = 0  # readings still buffered (budget, or the cloud went away)
     batches: int = 0
+    held: list = field(default_factory=list)  # why readings were set aside in held/ (another device's name)
 
 
 REGISTRY_FILE = ".registered.json"
@@ -555,6 +556,13 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
                 index += 1
                 reading = buffer.load(path)
                 if reading is None:
+                    continue
+                if config.get("device") and reading.device != config["device"]:
+                    # IAM would refuse the whole batch: set aside, never sent with the others
+                    reason = (f"its device is {reading.device}, not {config['device']} (device renamed, or a "
+                              f"--device run on this Pi): its credentials may write only {config['device']}'s keys")
+                    if buffer.set_aside(path, reading, reason):
+                        result.held.append(f"{path.name}: {reason}")
                     continue
                 key = minute_key(reading.device, reading.sensor, reading.ts)
                 earlier, earlier_paths = pending.get(key, (None, []))
@@ -633,26 +641,44 @@ def flush_and_report(config, budget=FLUSH_BUDGET_SECONDS):
     if result.batches:  # DynamoDB answered
         link.record_up(config["buffer_dir"])
     log.info("flushed %d readings in %d batches, %d left", result.sent, result.batches, result.left)
+    if result.held:  # said once (they left the buffer), with exit 1 so cron mails it
+        raise JobFailed(f"{len(result.held)} buffered readings held in {buffer_held_dir(config)}, never sent: "
+                        f"{result.held[0]}; see README (held readings) for 'dynamo.py release-held'")
     return result
+
+
+def buffer_held_dir(config):
+    return filebuffer.Buffer(config["buffer_dir"]).held_dir
 
 
 # --- queries shared by status, the watchdog and the aggregator ---------------------------------
 
 def sensors_of(client, table, device):
     """The sensors `device` has recorded, from its registry items."""
+    import untrusted  # a registry item is the Pi's own: checked, a bad one skipped
+
     pk, _ = registry_key(device, "")
-    items = query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
-                      ExpressionAttributeValues={":pk": {"S": pk}})
-    return sorted((item["sensor"]["S"] for item in items), key=lambda s: (not s.isdigit(), s.zfill(3)))
+    sensors = set()
+    for item in query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
+                          ExpressionAttributeValues={":pk": {"S": pk}}):
+        try:
+            sensors.add(untrusted.registry_item(item, device))
+        except untrusted.BadItem as error:
+            untrusted.skip("registry", item, error, log)
+    return sorted(sensors, key=lambda s: (not s.isdigit(), s.zfill(3)))
 
 
 def minute_range(client, table, device, sensor, start, end, newest_first=False, limit=None):
     """The minutes items of one sensor from the minute of `start` to that of `end` (inclusive,
-    UTC), as plain dicts, oldest first (or newest first); at most `limit` of them.
+    UTC), as plain dicts, oldest first (or newest first); at most `limit` of them. Each is
+    checked (untrusted.minute_item: its `ts` in its key's minute, its values the sensor's); a
+    bad one is skipped with a log line and does not count towards `limit`.
 
     One Query per hour partition, each reading only the minutes asked for: the cost follows
     the span, never the table's size.
     """
+    import untrusted
+
     hours, hour = [], start.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
     while hour <= end:
         first = minute_key(device, sensor, max(start, hour))
@@ -667,7 +693,12 @@ def minute_range(client, table, device, sensor, start, end, newest_first=False, 
         if limit:
             kwargs["Limit"] = limit - found
         for item in query_all(client, **kwargs):
-            yield plain(item)
+            try:
+                checked = untrusted.minute_item(item, device, sensor)
+            except untrusted.BadItem as error:
+                untrusted.skip("minutes", item, error, log)
+                continue
+            yield checked
             found += 1
             if limit and found >= limit:
                 return
@@ -695,7 +726,10 @@ def build_parser():
     create = commands.add_parser("create-tables", help="create the tables (idempotent)")
     add_config_flags(create, COMMON_KEYS)
     flush_parser = commands.add_parser("flush", help="send the buffered readings")
-    add_config_flags(flush_parser, COMMON_KEYS)
+    add_config_flags(flush_parser, ("device",) + COMMON_KEYS)
+    release = commands.add_parser("release-held", help="move the held readings of the device whose time "
+                                  "is plausible back into the buffer, then flush them")
+    add_config_flags(release, ("device",) + COMMON_KEYS)
     flush_parser.add_argument("--time-budget", type=float, default=FLUSH_BUDGET_SECONDS,
                               metavar="SECONDS", help="stop sending after this long (default 40)")
     status = commands.add_parser("status", help="backlog, newest reading, newest aggregate")
@@ -711,7 +745,8 @@ def build_parser():
 
 KEYS_OF = {
     "create-tables": COMMON_KEYS + ("retention_days",),
-    "flush": COMMON_KEYS + ("retention_days",),
+    "flush": ("device",) + COMMON_KEYS + ("retention_days",),
+    "release-held": ("device",) + COMMON_KEYS,
     "status": ("device", "watch", "timezone") + COMMON_KEYS,
     "policy": POLICY_KEYS,
 }
@@ -737,7 +772,9 @@ def main(argv=None):
                                        config["sns_topic_arn"])
         print(json.dumps(document, indent=2))
         return EXIT_OK
-    config = load_config(args, KEYS_OF[args.command])
+    # flush alone holds another device's readings only when the device is set (config, env or
+    # --device): this host's name is no sure sign of whose readings the buffer keeps
+    config = load_config(args, KEYS_OF[args.command], host_device=args.command != "flush")
     setup_logging(config["log_dir"], "dynamo")
     if args.command == "create-tables":
         try:
@@ -754,6 +791,21 @@ def main(argv=None):
         if not 0 < args.time_budget <= 86400:
             raise ConfigError(f"--time-budget must be from 0 to 86400 seconds, got {args.time_budget}")
         flush_and_report(config, args.time_budget)
+        return EXIT_OK
+    if args.command == "release-held":
+        buffer = filebuffer.Buffer(config["buffer_dir"])
+        try:
+            with buffer.lock():
+                released, kept = buffer.release_held(config["device"])
+        except filebuffer.BufferLocked:
+            raise JobFailed("a flush holds the buffer: try again in a minute") from None
+        except (filebuffer.BufferError, OSError) as error:
+            raise JobFailed(f"can't release the held readings in {buffer.held_dir}: {error}") from None
+        print(f"released {released} held readings into {buffer.directory}; {len(kept)} still held")
+        for name, reason in kept:
+            print(f"  {name}: {reason}")
+        if released:
+            flush_and_report(config)
         return EXIT_OK
     if args.command == "status":
         from status import status_lines

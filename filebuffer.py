@@ -37,6 +37,7 @@ EARLIEST_PLAUSIBLE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 # systemd-timesyncd touches this file on every synchronisation; /run is emptied at boot.
 TIMESYNC_DIR = Path("/run/systemd/timesync")
 MAX_FUTURE = dt.timedelta(days=1)
+HELD_BECAUSE = "held_because"  # the field a held file's reason is kept in
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,11 @@ def parse_reading(text):
         raise InvalidReading(f"ts {stamp!r} is not a time")
     try:
         ts = dt.datetime.fromisoformat(stamp)
-    except ValueError:
-        raise InvalidReading(f"ts {stamp!r} is not a time") from None
-    if ts.tzinfo is None:
-        raise InvalidReading(f"ts {stamp!r} has no offset")
-    ts = ts.astimezone(dt.timezone.utc)
+        if ts.tzinfo is None:
+            raise InvalidReading(f"ts {stamp!r} has no offset")
+        ts = ts.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise InvalidReading(f"ts {stamp!r} is not a time in years 1 to 9999 UTC") from None
     if sensor == BME280_SENSOR:
         names = BME280_QUANTITIES
     elif isinstance(sensor, str) and PIN_SENSOR_RE.fullmatch(sensor):
@@ -121,7 +122,8 @@ def parse_reading(text):
     for name, (low, high) in VALUE_RANGES.items():
         if name in values and not low <= values[name] <= high:
             raise InvalidReading(f"{name} {values[name]!r} is outside the BME280's range {low}..{high}")
-    extra = set(document) - {"format", "device", "sensor", "ts", *names}
+    # held_because: a held file moved back by hand (README) keeps the reason it was held for
+    extra = set(document) - {"format", "device", "sensor", "ts", HELD_BECAUSE, *names}
     if extra:
         raise InvalidReading(f"unexpected fields {sorted(extra)}")
     return Reading(device, sensor, ts, values)
@@ -231,7 +233,7 @@ class Buffer:
         """Keep a reading with an untrustworthy clock out of the flush, with the reason."""
         self._ensure(self.held_dir)
         document = json.loads(reading.to_json())
-        document["held_because"] = reason
+        document[HELD_BECAUSE] = reason
         try:
             return write_atomically(self.held_dir, reading.file_name, json.dumps(document))
         except OSError as error:
@@ -283,6 +285,50 @@ class Buffer:
             reason = error.strerror if isinstance(error, OSError) else str(error)
             self.quarantine(path, reason)
             return None
+        except Exception as error:  # whatever else a file raises, it must not block the others
+            self.quarantine(path, f"{type(error).__name__}: {error}")
+            return None
+
+    def set_aside(self, path, reading, reason):
+        """Hold a buffered reading (held/, with the reason) and remove it from the buffer;
+        True once it is held. A reading that can't be held stays where it is."""
+        try:
+            self.hold(reading, reason)
+        except BufferError as error:
+            log.error("%s: %s, and it can't be held: %s", Path(path).name, reason, error)
+            return False
+        self.remove([path])
+        return True
+
+    def release_held(self, device, now=None):
+        """Move the held readings of `device` whose time is now plausible back into the buffer,
+        to be flushed. Returns (released, [(file name, why it stays held)])."""
+        released, kept = 0, []
+        try:
+            names = sorted(name for name in os.listdir(self.held_dir) if name.endswith(SUFFIX))
+        except FileNotFoundError:
+            return 0, []
+        for name in names:
+            path = self.held_dir / name
+            try:
+                with open(path, "rb") as handle:
+                    reading = parse_reading(handle.read().decode("utf-8"))
+            except (OSError, UnicodeDecodeError, InvalidReading) as error:
+                kept.append((name, error.strerror if isinstance(error, OSError) else str(error)))
+                continue
+            if reading.device != device:
+                kept.append((name, f"its device is {reading.device}, not {device}: release it with "
+                                   f"--device {reading.device} on the Pi of that name, or delete it"))
+                continue
+            problem = clock_problem(reading.ts, now, timesync_dir=None)
+            if problem:
+                kept.append((name, f"{problem}: fix its ts first"))
+                continue
+            self.write(reading)
+            os.unlink(path)
+            _fsync_dir(self.held_dir)
+            released += 1
+        return released, kept
 
     def quarantine(self, path, reason):
         path = Path(path)

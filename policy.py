@@ -2,9 +2,11 @@
 
 from dynamo import INDEX_NAME, table_names, watchdog_key
 
-DEVICE_ACTIONS = (  # everything flush, status and aggregate do on DynamoDB; never Scan or Delete*
-    "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
-)
+# Everything flush, status and aggregate do on DynamoDB; never Scan, DeleteItem or UpdateItem.
+# BatchWriteItem can't be granted without its DeleteRequest (IAM has no action for the
+# deletes alone): a device's credentials can delete its own items, never another device's
+# (README, "What a stolen Pi can do").
+DEVICE_ACTIONS = ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query")
 ADMIN_ACTIONS = (
     "dynamodb:CreateTable", "dynamodb:DescribeTable",
     "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive",

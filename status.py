@@ -7,21 +7,18 @@ import datetime as dt
 
 import dynamo
 import filebuffer
+import untrusted
 import utils
 from dynamo import (
     INDEX_NAME,
-    call,
     day_key,
     day_zone,
     format_ts,
     hour_key,
-    minute_key,
     newest_item,
-    parse_partition,
     plain,
     query_all,
     sensors_of,
-    sk_number,
     status_key,
     table_names,
 )
@@ -30,21 +27,21 @@ from watchdog_state import OUTBOX_DAYS, load_watchdog_state
 
 STATUS_MONTHS = 13  # how far back `status` looks for days items of another time zone
 def count_awaiting(client, table, device, sensor, since=None):
-    """How many minute items of the sensor wait for the aggregator (from `since` on, if given)."""
-    total, kwargs = 0, {
-        "TableName": table, "IndexName": INDEX_NAME, "Select": "COUNT",
+    """How many minute items of the sensor wait for the aggregator (from `since` on, if given).
+
+    The index's keys are read, not just counted: any Pi can write any pk_status, so only the
+    items in this device's own partitions count (untrusted.index_item); the others are skipped.
+    """
+    kwargs = {
+        "TableName": table, "IndexName": INDEX_NAME,
         "KeyConditionExpression": "pk_status = :s",
         "ExpressionAttributeValues": {":s": {"S": status_key(device, sensor)}},
     }
     if since is not None:
         kwargs["KeyConditionExpression"] += " AND ts >= :since"
         kwargs["ExpressionAttributeValues"][":since"] = {"S": format_ts(since)}
-    while True:
-        page = call(client.query, table, **kwargs)
-        total += page.get("Count", 0)
-        if "LastEvaluatedKey" not in page:
-            return total
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sum(1 for _key in untrusted.checked(query_all(client, **kwargs), untrusted.index_item,
+                                               "status-index", device, sensor))
 
 
 STATUS_HOURS_BACK = 72  # status looks for the newest reading this far back (one query an hour)
@@ -52,8 +49,12 @@ STATUS_DAYS_BACK = 62  # and for the newest aggregated hour this far back (one q
 
 
 def newest_reading(client, table, device, sensor, now, hours_back=STATUS_HOURS_BACK):
-    partitions = (minute_key(device, sensor, now - dt.timedelta(hours=h))[0] for h in range(hours_back))
-    return newest_item(client, table, partitions)
+    """The newest valid minutes item (a bad one is skipped: untrusted), one query an hour."""
+    end = now.replace(minute=59, second=59)
+    for item in dynamo.minute_range(client, table, device, sensor, end - dt.timedelta(hours=hours_back - 1, minutes=59),
+                                    end, newest_first=True, limit=1):
+        return item
+    return None
 
 
 def newest_aggregated_hour(client, table, device, sensor, now, days_back=STATUS_DAYS_BACK):
@@ -61,8 +62,11 @@ def newest_aggregated_hour(client, table, device, sensor, now, days_back=STATUS_
     item = newest_item(client, table, partitions)
     if item is None:
         return None
-    _device, _sensor, day = parse_partition(item["pk"])
-    return day + dt.timedelta(hours=sk_number(item["sk"]))
+    try:
+        return untrusted.period_item(item, device, sensor, "hours")
+    except untrusted.BadItem as error:
+        untrusted.skip("hours", item, error)
+        return None
 
 
 def days_in_other_zones(client, table, device, sensor, zone_name, today, months_back=STATUS_MONTHS):
@@ -72,8 +76,13 @@ def days_in_other_zones(client, table, device, sensor, zone_name, today, months_
         pk, _sk = day_key(device, sensor, month)
         for item in map(plain, query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
                                          ExpressionAttributeValues={":pk": {"S": pk}})):
+            try:
+                day = untrusted.period_item(item, device, sensor, "days").date()
+            except untrusted.BadItem as error:
+                untrusted.skip("days", item, error)
+                continue
             if day_zone(item) != zone_name:
-                other.append((month.replace(day=sk_number(item["sk"])), day_zone(item)))
+                other.append((day, day_zone(item)))
         month = (month - dt.timedelta(days=1)).replace(day=1)
     return sorted(other)
 
@@ -86,6 +95,7 @@ def counted(number, noun):
 def status_lines(config, client=None, now=None):
     """What `dynamo.py status` prints: the buffer, then each sensor of the device."""
     now = now or utc_now()
+    skipped_before = untrusted.skipped_count()
     client = client or dynamo.aws_client()  # looked up here: tests put a strict client in its place  # a configuration error first, before any line
     buffer = filebuffer.Buffer(config["buffer_dir"])
     pending = buffer.pending()
@@ -94,7 +104,7 @@ def status_lines(config, client=None, now=None):
         reading = buffer.load(pending[0])
         oldest = f", oldest {reading.ts:%Y-%m-%d %H:%M} UTC" if reading else ""
     yield (f"buffer {buffer.directory}: {counted(len(pending), 'reading')} waiting to be flushed{oldest}; "
-           f"{buffer.count('held')} held (clock), {buffer.count('bad')} bad")
+           f"{buffer.count('held')} held (clock or device name), {buffer.count('bad')} bad")
     import link
 
     down = link.status_line(config["buffer_dir"], now)
@@ -134,6 +144,9 @@ def status_lines(config, client=None, now=None):
                    f"aggregate.py --rebuild-days --from {other[0][0]} --to {other[-1][0]}")
     for watched in config.get("watch") or [device]:
         yield watchdog_status_line(client, names["minutes"], watched, now)
+    skipped = untrusted.skipped_count() - skipped_before
+    if skipped:
+        yield f"bad items: {counted(skipped, 'item')} skipped (not what their key says; each named in the log)"
 
 
 def watchdog_status_line(client, table, device, now):

@@ -39,9 +39,22 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 S3_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.=/-]{1,512}$")
 
 
+# A value that may be a credential pasted into the wrong key: a Telegram bot token anywhere in
+# it, or a long run of letters and digits mixed (API keys, Pushbullet's o.TOKEN, ntfy topics).
+TOKEN_LIKE_RE = re.compile(r"[0-9]{5,}:[A-Za-z0-9_-]{20,}|(?=[A-Za-z0-9_+=-]{20,})"
+                           r"(?=[A-Za-z_+=-]*[0-9])(?=[0-9_+=-]*[A-Za-z])[A-Za-z0-9_+=-]{20,}")
+
+
+def looks_like_token(text):
+    return bool(TOKEN_LIKE_RE.search(text))
+
+
 def shown(value, limit=60):
-    """repr() of a value for an error message, shortened: the message must stay one short line."""
+    """repr() of a value for an error message, shortened: the message must stay one short line.
+    A value that looks like a token is never echoed, only its length."""
     text = repr(value)
+    if looks_like_token(text):
+        return f"a value of {len(str(value))} characters that looks like a token (not shown)"
     return text if len(text) <= limit else f"{text[:limit - 5]}…{text[-4:]} ({len(str(value))} characters)"
 
 
@@ -181,15 +194,17 @@ def _http_url(secret):
         if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
                 or any(ord(char) <= 32 for char in value)):
             if not secret:
-                shown = repr(value)
+                shown_value = shown(value)
             elif parts is not None and parts.scheme and parts.hostname and not parts.username:
                 # only what was typed: the scheme and host as written, '…' for the rest, if any
                 typed = value[:len(parts.scheme) + 3 + len(parts.hostname)]
                 rest = "…" if len(value) > len(typed) else ""
-                shown = f"'{typed}{rest}' ({len(value)} characters)"
+                shown_value = f"'{typed}{rest}' ({len(value)} characters)"
+                if looks_like_token(typed):
+                    shown_value = f"a value of {len(value)} characters"
             else:
-                shown = f"a value of {len(value)} characters"
-            raise ConfigError(f"{key} must be an http:// or https:// URL with a host name, got {shown}")
+                shown_value = f"a value of {len(value)} characters"
+            raise ConfigError(f"{key} must be an http:// or https:// URL with a host name, got {shown_value}")
         return value if secret else value.rstrip("/")
 
     return check
@@ -443,6 +458,29 @@ def parse_time(text, what="--at"):
         return value.astimezone(dt.timezone.utc)
     except (ValueError, AttributeError, OverflowError):  # OverflowError: year 1 or 9999 shifted by its offset
         raise ConfigError(f"{what} {shown(text)} is not an ISO 8601 time (e.g. 2025-06-21T19:00)") from None
+
+
+EARLIEST_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)  # no reading of this project is older
+LATEST_AHEAD = dt.timedelta(days=1)
+
+
+def check_time_bounds(value, what, now=None):
+    """`value` (aware datetime or date) unless it lies before 2024 or more than a day after now:
+    a typo (0025-01-01, 9999-12-31) must be one line and exit 2, not a traceback or years of work."""
+    now = now or utc_now()
+    if isinstance(value, dt.datetime):
+        low, high = EARLIEST_TIME, now + LATEST_AHEAD
+    else:
+        low, high = EARLIEST_TIME.date(), (now + LATEST_AHEAD).date()
+    if not low <= value <= high:
+        raise ConfigError(f"{what} {value.isoformat()} is outside {low.isoformat()[:10]} to "
+                          f"{high.isoformat()[:10]} (2024 to a day ahead)")
+    return value
+
+
+def bounded_time(text, what="--at", now=None):
+    """parse_time, then check_time_bounds."""
+    return check_time_bounds(parse_time(text, what), what, now)
 
 
 def utc_now():

@@ -32,6 +32,7 @@ import uuid
 
 import dynamo
 
+import untrusted
 import watchdog_state
 from channels import HTTP_TIMEOUT_SECONDS, channel_id, channels_from_config
 from channels import KEYS as CHANNEL_KEYS
@@ -43,8 +44,8 @@ from utils import (
     ConfigError,
     JobFailed,
     add_config_flags,
+    bounded_time,
     load_config,
-    parse_time,
     run_cli,
     setup_logging,
     utc_now,
@@ -251,6 +252,8 @@ class Run:
         for attempt in range(3):
             if attempt or not prefetched:
                 state = watchdog_state.load_watchdog_state(self.client, self.table, device)
+            if state is not None:
+                state = untrusted.watchdog_state(state, device)  # BadItem: this device's check only
             version = state["version"] if state else 0
             if state and self.leased_by_another(state):
                 log.info("%s: another run is delivering its announcements", device)
@@ -334,6 +337,12 @@ def run(config, now, client=None):
             return device, error
         except JobFailed as error:
             return device, error
+        except untrusted.BadItem as error:  # its state item: this device is not checked, the others are
+            untrusted.skip("watchdog state", {"pk": dynamo.watchdog_key(device)[0], "sk": "state"}, error, log)
+            return device, "skipped"
+        except Exception:  # whatever else one device's items do, the others are still checked
+            log.exception("%s: its check failed; the other devices are checked", device)
+            return device, "failed"
 
     if len(devices) == 1:
         results = [check(devices[0])]
@@ -408,7 +417,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = load_watchdog_config(args)
-    now = parse_time(args.at) if args.at is not None else utc_now()
+    now = bounded_time(args.at) if args.at is not None else utc_now()
     setup_logging(config["log_dir"], "watchdog")
     outcomes = run(config, now)
     log.info("checked %d devices: %s", len(outcomes),
@@ -424,7 +433,7 @@ def handler(event, context):
     logging.getLogger("botocore").setLevel(logging.WARNING)
     config = load_watchdog_config()
     at = event.get("at") if isinstance(event, dict) else None
-    now = parse_time(at) if at else utc_now()
+    now = bounded_time(at, "the event's at") if at else utc_now()
     outcomes = run(config, now)
     log.info("checked %d devices", len(outcomes))
     return {"checked": len(outcomes), "at": iso(now),

@@ -76,6 +76,11 @@ def ntfy():
     yield from serving(ntfy_answer)
 
 
+def name_of(url):
+    """A channel's name: kind, scheme and fingerprint (apprise_channel.channel_name)."""
+    return f"apprise {url.split('://')[0]} #{apprise_channel.fingerprint(url)}"
+
+
 def urls(hook, form, ntfy):
     return (f"json://{address(hook)}/hooks/{HOOK_SECRET}", f"form://{address(form)}/forms/{FORM_SECRET}",
             f"ntfy://{NTFY_TOKEN}@{address(ntfy)}/{NTFY_TOPIC}")
@@ -134,7 +139,7 @@ def test_receiver_down_then_up_gets_its_messages_late_and_once(cfg, clock, hook,
     on_time = [OFF, "Power back at 23:00 UTC after 30 min (device alex_rpi, pin 4)"]
     assert messages(hook) == on_time and messages(form) == on_time
     status = "\n".join(notify.status_lines(cfg["buffer_dir"], now=clock()))
-    assert f"notification channel apprise ntfy://…@{address(ntfy)}/…: failing since 22:30 UTC" in status
+    assert f"notification channel {name_of(urls(hook, form, ntfy)[2])}: failing since 22:30 UTC" in status
     ntfy.down = False
     for _ in range(15):
         cron_run(cfg, clock, 1)
@@ -154,7 +159,7 @@ def test_one_failing_channel_leaves_the_others_on_time(cfg, clock, hook, form, n
     cron_run(cfg, clock, 0)
     assert messages(hook) == [OFF] and messages(form) == [OFF]
     assert [request.status for request in ntfy.requests] == [503]
-    assert "notification via apprise ntfy://…@" in caplog.text and "error=50301" in caplog.text
+    assert f"notification via {name_of(urls(hook, form, ntfy)[2])}" in caplog.text and "error=50301" in caplog.text
     for _ in range(20):
         clock.advance()
         cron_run(cfg, clock, 0)
@@ -199,22 +204,24 @@ def test_without_apprise_installed_messages_wait_and_test_notify_says_why(cfg, c
 
 def test_two_urls_of_one_host_are_two_channels(config):
     first, second = apprise_channel.channels(("ntfy://ntfy.sh/first-topic", "ntfy://ntfy.sh/second-topic"))
-    assert first.name != second.name and first.name.startswith("apprise ntfy://ntfy.sh/… #")
+    assert first.name != second.name and first.name.startswith("apprise ntfy #")
     assert "topic" not in first.name + second.name
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("ntfy://ntfy.sh/my-topic", "ntfy://ntfy.sh/…"),
-    ("ntfys://tk_token@ntfy.example.org/alerts?priority=high", "ntfys://…@ntfy.example.org/…"),
-    ("pover://user-key-0123456789@app-token-0123456789", "pover://…"),
-    ("mailtos://me:app-password@gmail.com?to=you@example.org", "mailtos://…@gmail.com/…"),
-    ("tgram://123456789:AAHf-secret_0123456789/4242", "tgram://…"),
-    ("discord://1234567890/webhook-token", "discord://…"),
-    ("json://localhost:8080", "json://localhost:8080"),
+@pytest.mark.parametrize("url, scheme", [
+    ("ntfy://ntfy.sh/my-topic", "ntfy"),
+    ("ntfys://tk_token@ntfy.example.org/alerts?priority=high", "ntfys"),
+    ("pover://user-key-0123456789@app-token-0123456789", "pover"),
+    ("mailtos://me:app-password@gmail.com?to=you@example.org", "mailtos"),
+    ("tgram://123456789:AAHf-secret_0123456789/4242", "tgram"),
+    ("discord://1234567890/webhook-token", "discord"),
+    ("json://localhost:8080", "json"),
+    ("pbul://o.gn5kj6nfhv736I7jC3cj3QLRiyhgl98b", "pbul"),  # a Pushbullet token looks like a host name
 ])
-def test_a_channel_shows_scheme_and_host_only(url, shown):
+def test_a_channel_shows_kind_scheme_and_fingerprint_only(url, scheme):
     (channel,) = apprise_channel.channels((url,))
-    assert channel.name == f"apprise {shown}"
+    assert re.fullmatch(rf"apprise {scheme} #[0-9a-f]{{8}}", channel.name)
+    assert channel.name == apprise_channel.channel_name(url)  # stable: the same URL, the same name
 
 
 # --- configuration, --test-notify ---------------------------------------------------------------
@@ -247,9 +254,11 @@ def test_apprise_urls_from_the_file_the_environment_and_repeated_flags(tmp_path)
     ('apprise_urls = {url = "ntfy://ntfy.sh/s3cret-topic"}\n', {}, [],
      "apprise_urls in config.toml must be a list of Apprise URLs, not a dict"),
     ("", {"BLACKOUT_APPRISE_URLS": "json://localhost/ok bogus://s3cret-topic@example.org/x"}, ["--test-notify"],
-     "apprise_urls: URL 2 of 2 (bogus://…@example.org/…): Apprise knows no service 'bogus://'"),
+     "apprise_urls: URL 2 of 2 (bogus #" + apprise_channel.fingerprint("bogus://s3cret-topic@example.org/x")
+     + "): Apprise knows no service 'bogus://'"),
     ("", {}, ["--test-notify", "--apprise-url", "pover://s3cret-topic@"],
-     "apprise_urls: URL 1 of 1 (pover://…): Apprise can't read it as a pover:// URL"),
+     "apprise_urls: URL 1 of 1 (pover #" + apprise_channel.fingerprint("pover://s3cret-topic@")
+     + "): Apprise can't read it as a pover:// URL"),
 ])
 def test_a_malformed_url_is_one_line_naming_it_exit_2(cli_env, capsys, tmp_path, config_file, env, flags,
                                                        named):
@@ -284,17 +293,15 @@ def test_test_notify_prints_one_line_per_url(cli_env, capsys, tmp_path, hook, fo
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert code == 1
-    assert lines[:3] == [f"apprise json://{address(hook)}/…: ok: sent",
-                         f"apprise form://{address(form)}/…: ok: sent",
-                         f"apprise ntfy://…@{address(ntfy)}/…: ok: sent"]
-    assert lines[3].startswith(f"apprise json://127.0.0.1:{dead.split(':')[2].split('/')[0]}/…: FAILED: ")
+    assert lines[:3] == [f"{name_of(url)}: ok: sent" for url in urls(hook, form, ntfy)]
+    assert lines[3].startswith(f"{name_of(dead)}: FAILED: ")
     assert len(lines) == 4
     for receiver in (hook, form, ntfy):
         (text,) = messages(receiver)
         assert text.startswith("Test message from blackout-monitor (device alex_rpi, pin 4)")
     assert hook.requests[0].body["title"] == "blackout-monitor: power test (alex_rpi, 4)"
     logged = captured.out + captured.err + "".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
-    assert "test notification via apprise form://" in logged
+    assert f"test notification via {name_of(urls(hook, form, ntfy)[1])}" in logged
     assert not any(secret in logged for secret in SECRETS)
     assert not (tmp_path / "buffer" / "notify" / "queue").exists()
 
@@ -327,7 +334,7 @@ def test_apprise_is_imported_only_on_a_minute_with_a_message(server_env, hook):
     hook.down = True
     assert minute("1") == ["0", "True"]
     logged = "".join(said) + "".join(path.read_text() for path in Path(env["BLACKOUT_LOG_DIR"]).glob("*.log"))
-    assert f"notification via apprise json://{address(hook)}/… not sent" in logged
+    assert f"notification via {name_of(env['BLACKOUT_APPRISE_URLS'])} not sent" in logged
     assert HOOK_SECRET not in logged
 
 

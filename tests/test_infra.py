@@ -209,7 +209,7 @@ def test_lambda_package_imports_on_its_own(lambda_zip, tmp_path):
             "assert watchdog.handler and messages.time_zone('Europe/Kyiv'); "
             "assert all(m.__file__.startswith('" + str(tmp_path) + "') for m in (watchdog, messages)); "
             "import channels; (apprise,) = channels.channels_from_config({'apprise_urls': ('json://h/x',)}); "
-            "assert apprise.name == 'apprise json://…'; "
+            "assert apprise.name.startswith('apprise json #'); "
             "import apprise as package; assert package.__file__.startswith('" + str(tmp_path) + "'); "
             "assert package.__version__ == '" + pinned("apprise") + "' and apprise.plugin() is not None; "
             "print(sorted(n for n in sys.modules if n in ('notify', 'pandas', 'pyarrow')))")

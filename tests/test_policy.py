@@ -11,7 +11,7 @@ import policy
 from tests.conftest import run_script
 from tests.strict_dynamodb import iam_match
 
-DEVICE_ACTIONS = {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
+DEVICE_ACTIONS = {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query"}
 ARN_RE = re.compile(r"^arn:aws:dynamodb:\*:\*:table/(?P<table>[A-Za-z0-9_.-]+)(?P<index>/index/status-index)?$")
 
 

@@ -63,4 +63,4 @@ def test_the_buffer_line_says_what_waits_for_what(config, dynamodb):
     store.write(filebuffer.Reading(config["device"], "4", START + dt.timedelta(seconds=7), {"reading": 1}))
     first = next(iter(status.status_lines(config, dynamodb, now=END)))
     assert first == (f"buffer {config['buffer_dir']}: 1 reading waiting to be flushed, "
-                     "oldest 2025-06-21 22:00 UTC; 0 held (clock), 0 bad")
+                     "oldest 2025-06-21 22:00 UTC; 0 held (clock or device name), 0 bad")
