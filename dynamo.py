@@ -474,8 +474,21 @@ def table_definition(name):
     }
 
 
-# The index of tables made before markers of new hours: still accepted, read once to upgrade.
-LEGACY_INDEX_KEYS = sorted([("pk_status", "HASH"), ("ts", "RANGE")])
+def legacy_table_definition(name):
+    """A table as earlier versions made it, with status-index: check_layout still accepts it,
+    the first aggregation upgrades it (legacy.py), and its tests make such tables."""
+    definition = table_definition(name)
+    definition["AttributeDefinitions"] += [{"AttributeName": attribute, "AttributeType": "S"}
+                                           for attribute in ("pk_status", "ts")]
+    definition["GlobalSecondaryIndexes"] = [{
+        "IndexName": INDEX_NAME,
+        "KeySchema": [{"AttributeName": "pk_status", "KeyType": "HASH"}, {"AttributeName": "ts", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }]
+    return definition
+
+
+LEGACY_INDEX_KEYS = [("pk_status", "HASH"), ("ts", "RANGE")]  # sorted, as check_layout compares
 
 
 @dataclass
