@@ -651,7 +651,7 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
         paths = buffer.pending()
         today = utc_now().date().isoformat()
         registered = _registered(buffer, today)
-        index, stored, failure, stuck = 0, [], None, False  # stored: [(reading, [paths])] acknowledged
+        index = 0
         while index < len(paths):
             if clock() >= deadline:
                 log.info("flush budget of %.0fs spent; the rest waits for the next run", budget)
@@ -677,21 +677,22 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
             ]
             acknowledged, failure, stuck = _send_all(client, table, requests, deadline, sleep, clock)
             result.batches += acknowledged["batches"]
-            stored.extend(pending[key] for key in acknowledged["keys"])
-            if failure is not None or stuck:
+            stored = [pending[key] for key in acknowledged["keys"]]
+            # each round marks its hours and removes its files: a flush cut short keeps its progress
+            if stored:
+                result.sent += _mark_and_remove(client, buffer, table, stored, deadline, sleep, clock, result)
+            if failure is not None:
+                raise failure  # once every acknowledged file is gone: nothing is sent twice
+            if stuck:
+                log.info("flush budget spent retrying unprocessed items")
                 break
-        if stored:  # markers for the whole flush at once: a backlog's hours cost a batch per 25
-            result.sent += _mark_and_remove(client, buffer, table, stored, deadline, sleep, clock, result)
-        if failure is not None:
-            raise failure  # once every acknowledged file is gone: nothing is sent twice
-        if stuck:
-            log.info("flush budget spent retrying unprocessed items")
         result.left = buffer.count()
     return result
 
 
 def _mark_and_remove(client, buffer, table, stored, deadline, sleep, clock, result):
-    """Write the markers the stored readings call for, then delete the files of the readings
+    """Write the markers the stored readings ([(reading, [paths])], acknowledged) call for, then
+    delete the files of the readings
     whose hour is marked (the others are sent again with their marker next time); returns how
     many files were deleted. Raises the marker write's failure after deleting what it can."""
     meta = getattr(client, "meta", None)  # test stubs have none

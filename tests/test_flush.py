@@ -51,14 +51,15 @@ def test_key_formats(function, args, expected):
     assert function(*args) == expected
 
 
-def test_1000_readings_take_40_batches_and_one_of_markers(dynamodb, config):
+def test_1000_readings_take_40_batches_and_10_of_markers(dynamodb, config):
     store, readings = fill(config, 1000)
     calls = count_calls(dynamodb)
     # time stands still: the budget (tested on its own) must not cut this short on a slow machine
     result = dynamo.flush(config, client=dynamodb, clock=lambda: 0.0)
-    # 40 batches of readings, then one of the markers of their 17 hours (written after them)
-    assert (result.sent, result.left, result.batches) == (1000, 0, 41)
-    assert calls.count("BatchWriteItem") == 41
+    # 40 batches of readings in 10 rounds of 100, each round followed by one batch of the markers
+    # of its hours (written after them; 17 hours in all)
+    assert (result.sent, result.left, result.batches) == (1000, 0, 50)
+    assert calls.count("BatchWriteItem") == 50
     assert len(markers(dynamodb, config)) == 17
     assert calls.count("PutItem") == 1  # the sensor's registry item, once
     assert len(table_items(dynamodb, config)) == 1000
