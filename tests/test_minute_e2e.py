@@ -152,7 +152,8 @@ def test_the_readme_queries_answer(server_env, server_client):
     minutes, awaiting = answers[0], answers[-1]
     assert minutes["Count"] == 60
     assert {item["sk"]["S"] for item in minutes["Items"]} == {f"time#{m:02d}" for m in range(60)}
-    assert awaiting["Count"] == 60
+    assert awaiting["Count"] == 1  # the marker of the one hour flushed
+    assert [item["sk"]["S"] for item in awaiting["Items"]] == ["hour#2025-06-21-19"]
     aggregate = run_script("aggregate.py", "--device", DEVICE, env=server_env)
     assert aggregate.returncode == 0, aggregate.stderr
     hours = subprocess.run([aws, *commands[1][1:]], env=server_env, capture_output=True, text=True)
