@@ -7,10 +7,13 @@
 
     python aggregate.py --device alex_rpi --rebuild-days --from 2025-03-01 --to 2025-06-30
 
-Work is found through the sparse status-index (one paginated query per sensor, never a
-Scan); each touched hour is recomputed from all of its minute items and each touched day from
-its hours, so reruns and late readings converge on the same items. Then the consumed items
-lose `pk_status`, in batches of 25.
+Work is found through the markers of new hours the flush writes (one paginated query of the
+sensor's marker partition, never a Scan or an index); each touched hour is recomputed from all
+of its minute items and each touched day from its hours, so reruns and late readings converge
+on the same items. Then each marker is deleted if the flush has not written it again since it
+was read (a conditional delete), once its hour has been over for 3 minutes. No minute item is
+rewritten, so the aggregation holds no lock that the minute's flush waits on. The hours table
+keeps the aggregator's own markers of the hours whose local day is not over yet.
 
 Hours are UTC hours; a day is the user's calendar day in `timezone` (23, 24 or 25 hours).
 In a zone whose offset is not whole hours (+05:30, +05:45) a day begins and ends inside a UTC
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 import aggregation
 import dynamo
 import filebuffer
+import legacy
 import untrusted
 from aggregation import DAY, HOUR, MINUTE, ON, OFF
 from utils import (
@@ -53,15 +57,13 @@ MIRROR_PENDING = ".mirror-pending.json"
 # An OFF run is followed this far from new readings, back and forward, to measure it whole;
 # the reading before an hour (whose first reading may start an outage) is looked for as far back.
 MAX_WALK = dt.timedelta(days=7)
-# Items stay `new` until their hour (minutes) or day (hours) has been over this long, so the
+# Markers stay until their hour (minutes) or day (hours) has been over this long, so the
 # run after a period ends recomputes it whole, readings that were still on their way included.
 SETTLE = dt.timedelta(minutes=3)
-# How long aggregation waits for a minute job's flush to finish (its budget is 40 s).
-FLUSH_LOCK_WAIT_SECONDS = 60.0
 HOURLY_READ_TIMEOUT_SECONDS = 30
 PROGRESS_EVERY_HOURS = 24
-# A rebuild longer than this asks for --allow-long-rebuild: it holds the flush lock for its whole
-# run (a typo such as --from 0025-01-01 is refused outright: before 2024). --rebuild reads every
+# A rebuild longer than this asks for --allow-long-rebuild: it reads and writes for a long time
+# (a typo such as --from 0025-01-01 is refused outright: before 2024). --rebuild reads every
 # minute (about six months); --rebuild-days only hours (13 months: what `status` may suggest).
 MAX_REBUILD_DAYS = {"--rebuild": 186, "--rebuild-days": 400}
 
@@ -74,7 +76,7 @@ class AggregationBusy(Exception):
 class AggregateResult:
     hours: int = 0  # hours items written
     days: int = 0  # days items written
-    consumed: int = 0  # minute and hour items that left status-index
+    consumed: int = 0  # markers of new hours deleted (minutes and hours tables)
     touched: dict = field(default_factory=dict)  # sensor -> {UTC date} whose partitions changed
 
 
@@ -95,12 +97,12 @@ class SensorHistory:
         self.pin = aggregation.is_pin(sensor)
         # Trust days items to tell which UTC days hold hours; not while they may be another zone's.
         self.days_items_current = True
-        self.new_hours = set()  # hours with minute items waiting in status-index
+        self.new_hours = set()  # hours with a marker of new readings
         self.computed = {}  # hour -> statistics computed in this run
         self._minutes = {}  # hour -> [raw minute items] in minute order
         self._hours = {}  # day -> {hour: statistics} as stored in the hours table
         self._days = {}  # month -> {days with a days item}
-        self.new_days = set()  # days with hours items waiting in status-index
+        self.new_days = set()  # days with hours items marked in the hours table (day not over)
         self.new_hour_days = set()  # days of new_hours
 
     def _query(self, table, pk):
@@ -162,9 +164,9 @@ class SensorHistory:
     def has_readings(self, hour):
         """Whether the hour holds readings, known without reading its minutes if possible.
 
-        Every hour with readings has an hours item or items in status-index (new ones
-        flushed during this run are taken by the next), and every day with hours items a
-        days item or hours items in status-index: a month of empty days costs one query.
+        Every hour with readings has an hours item or a marker (new ones flushed during
+        this run are taken by the next), and every day with hours items a days item or
+        marked hours: a month of empty days costs one query.
         """
         if hour in self.new_hours:
             return True
@@ -262,16 +264,6 @@ def hour_statistics(history, hours, now, runs_of):
     return results
 
 
-def new_items(client, table, device, sensor):
-    """(pk, sk) of the sensor's items in status-index: one paginated query. An item whose key
-    names another device or sensor (any Pi can write any pk_status) is skipped: never read,
-    recomputed or consumed for this one (untrusted.index_item)."""
-    items = dynamo.query_all(client, TableName=table, IndexName=dynamo.INDEX_NAME,
-                             KeyConditionExpression="pk_status = :s",
-                             ExpressionAttributeValues={":s": {"S": dynamo.status_key(device, sensor)}})
-    return set(untrusted.checked(items, untrusted.index_item, "status-index", device, sensor))
-
-
 # --- the user's day: a local calendar day made of whole UTC hours and, in a :30 or :45 zone,
 # the pieces of the two UTC hours it shares with the days before and after -------------------
 
@@ -328,31 +320,26 @@ def local_day_stats(history, day, now):
             **aggregation.day_stats(history.sensor, parts, start, end, now)}
 
 
-def owned_hour_items(history, day, rewritten):
-    """The hours items the local day consumes (its whole hours and its start's edge hour),
-    this run's as written, else stored ones still marked new (left by a crash)."""
+def owned_hours(history, day):
+    """The hours whose marker in the hours table the local day's end removes: its whole hours
+    and its start's edge hour (those it owns, see owner_day)."""
     start, end = aggregation.day_window(day, history.zone)
-    items, hour = [], hour_of(start)
+    hours, hour = [], hour_of(start)
     while hour + HOUR <= end:
-        if hour in rewritten:
-            items.append(dynamo.consumed(rewritten[hour]))
-        else:
-            history.hours_of_day(day_of(hour))
-            stored = history._hours[day_of(hour)].get(hour)
-            if stored and "pk_status" in stored:
-                items.append(dynamo.consumed(dynamo.attribute_values(stored)))
+        hours.append(hour)
         hour += HOUR
-    return items
+    return hours
 
 
 def aggregate_sensor(client, tables, device, sensor, now, result, zone=None, rebuild=()):
     """Recompute what the sensor's new items touch, and the hours of `rebuild` that hold minutes."""
     history = SensorHistory(client, tables, device, sensor, zone)
-    history.new_hours = {dynamo.parse_partition(pk)[2]
-                         for pk, _sk in new_items(client, tables["minutes"], device, sensor)}
+    # Read before any minute: a reading flushed after this query comes with a newer marker ts.
+    marked = dynamo.markers(client, tables["minutes"], device, sensor)  # {hour: ts}, the flush's
+    history.new_hours = set(marked)
     # A rebuilt hour is recomputed as if its minutes were new (one query per hour of the range).
     history.new_hours.update(hour for hour in rebuild if history.minute_items(hour))
-    new_hour_items = {dynamo.period_start(pk, sk) for pk, sk in new_items(client, tables["hours"], device, sensor)}
+    new_hour_items = set(dynamo.markers(client, tables["hours"], device, sensor))  # the aggregator's own
     history.new_days = {day_of(hour) for hour in new_hour_items}
     history.new_hour_days = {day_of(hour) for hour in history.new_hours}
     if not history.new_hours and not new_hour_items:
@@ -381,22 +368,27 @@ def aggregate_sensor(client, tables, device, sensor, now, result, zone=None, reb
         writes = [(tables["hours"], item) for item in hour_items.values()]
         stats = local_day_stats(history, day, now)
         start, end = aggregation.day_window(day, history.zone)
+        settled = now - SETTLE
+        if end > settled:  # the day is recomputed again once it is over (its `expected` grows)
+            writes += [(tables["hours"], dynamo.marker_item(device, sensor, hour, stamp))
+                       for hour in hour_items if hour not in new_hour_items]
         if stats is not None and statistics_of(history.stored_day(day)) != stats:
             writes.append((tables["days"], dynamo.day_item(device, sensor, day, stats, stamp)))
             result.days += 1
             result.touched.setdefault(sensor, set()).add(start.date())
         dynamo.put_all(client, writes)
         result.hours += len(hour_items)
-        # Consume only once the hour and day items are stored (a crash before leaves it all new),
-        # and only what belongs to a period that has ended: until then the next run must
-        # recompute it, or its `expected` would stay frozen at what had elapsed.
-        settled = now - SETTLE
-        consume = [(tables["minutes"], dynamo.consumed(item))
-                   for hour in hours if hour + HOUR <= settled
-                   for item in history.minute_items(hour) if "pk_status" in item]
+        # Delete markers only once the hour and day items are stored (a crash before leaves them
+        # all), and only those of a period that has ended: until then the next run must
+        # recompute it, or its `expected` would stay frozen at what had elapsed. A minute marker
+        # the flush wrote again since it was read stays, for the reading that came with it.
+        result.consumed += sum(dynamo.delete_marker(client, tables["minutes"], device, sensor, hour, marked[hour])
+                               for hour in hours if hour + HOUR <= settled and hour in marked)
         if end <= settled:
-            consume += [(tables["hours"], item) for item in owned_hour_items(history, day, hour_items)]
-        result.consumed += dynamo.put_all(client, consume)
+            result.consumed += dynamo.delete_all(client, [
+                (tables["hours"], {"pk": {"S": pk}, "sk": {"S": sk}})
+                for pk, sk in (dynamo.marker_key(device, sensor, hour)
+                               for hour in owned_hours(history, day) if hour in new_hour_items)])
         for hour in hours:
             if hour in hour_items or day_of(hour) in history.new_hour_days:
                 result.touched.setdefault(sensor, set()).add(day_of(hour).date())
@@ -426,6 +418,9 @@ def aggregate(config, device, sensors=None, client=None, now=None, rebuild=None,
     now = now or utc_now()
     result = AggregateResult() if result is None else result
     hours = [hour for hour in rebuild_hours(*rebuild) if hour <= now] if rebuild else ()
+    # tables of an earlier version: their status-index becomes markers on the first run
+    legacy.upgrade(client, tables, device, lambda: dynamo.sensors_of(client, tables["minutes"], device),
+                   config.get("buffer_dir"))
     for sensor in sensors or dynamo.sensors_of(client, tables["minutes"], device):
         aggregate_sensor(client, tables, device, sensor, now, result, zone, hours)
     return result
@@ -641,26 +636,19 @@ def main(argv=None):
                 if mirror_configured(config):
                     mirror_touched(config, config["device"], result.touched, client)
                 return EXIT_OK
-            # Consuming re-puts the minute items as they were read; holding the flush lock means
-            # no reading of this device (only this Pi's flush writes its keys) can land between
-            # that read and the re-put and be overwritten. A reading taken meanwhile waits in the
-            # buffer for the next minute's flush.
+            # No flush lock: the aggregation rewrites no minute item, and a reading flushed
+            # meanwhile comes with a marker written after it (see dynamo.flush).
             result = AggregateResult()
             try:
-                with buffer.lock(dynamo.FLUSH_LOCK, wait=FLUSH_LOCK_WAIT_SECONDS):
-                    aggregate(config, config["device"], sensors, client=client, rebuild=rebuild, result=result)
-            except filebuffer.BufferLocked:
-                log.warning("a flush held the buffer for %.0fs; aggregation waits for the next run",
-                            FLUSH_LOCK_WAIT_SECONDS)
-                return EXIT_OK
+                aggregate(config, config["device"], sensors, client=client, rebuild=rebuild, result=result)
             except Exception:
-                # The sensors aggregated before the failure left the status index: nothing would
+                # The sensors aggregated before the failure lost their markers: nothing would
                 # bring their partitions back to the mirror but this note.
                 if mirror_configured(config):
                     remember_touched(config, result.touched)
                 raise
             if result.hours or result.days:
-                log.info("aggregated %d hours and %d days of %s; %d items consumed",
+                log.info("aggregated %d hours and %d days of %s; %d markers deleted",
                          result.hours, result.days, config["device"], result.consumed)
             if mirror_configured(config):
                 mirror_touched(config, config["device"], result.touched, client)

@@ -1,6 +1,6 @@
 """DynamoDB layout and access: key formats, tables, batched writes, queries; and a small CLI.
 
-    python dynamo.py create-tables      # idempotent: tables, status index, TTL
+    python dynamo.py create-tables      # idempotent: tables, TTL
     python dynamo.py flush              # send the buffer
     python dynamo.py status --device NAME       # status.py
     python dynamo.py policy --device NAME [--admin]   # policy.py
@@ -35,7 +35,7 @@ from utils import (
 
 log = logging.getLogger("dynamo")
 
-INDEX_NAME = "status-index"
+INDEX_NAME = "status-index"  # legacy: tables made before markers of new hours; read only to upgrade them
 FLUSH_LOCK = filebuffer.FLUSH_LOCK
 TABLE_KINDS = ("minutes", "hours", "days")
 BATCH_LIMIT = 25  # BatchWriteItem's documented maximum
@@ -61,8 +61,28 @@ def sensor_prefix(device, sensor):
 
 
 def status_key(device, sensor):
-    """pk_status of items not yet aggregated."""
+    """pk of the sensor's markers of new hours (and pk_status of a legacy table's new items)."""
     return f"{sensor_prefix(device, sensor)}#status#new"
+
+
+def marker_key(device, sensor, hour):
+    """(pk, sk) of the marker saying the hour starting at `hour` (UTC) has new readings."""
+    return status_key(device, sensor), f"hour#{hour:%Y-%m-%d-%H}"
+
+
+def marker_hour(sk):
+    """The UTC hour a marker's sk names (ValueError if it names none)."""
+    kind, _, text = sk.partition("#")
+    if kind != "hour":
+        raise ValueError(f"not a marker sort key: {sk!r}")
+    return dt.datetime.strptime(text, "%Y-%m-%d-%H").replace(tzinfo=dt.timezone.utc)
+
+
+def marker_item(device, sensor, hour, ts):
+    """A marker of a new hour, written at `ts`: `ts` changes with each write, so a conditional
+    delete on the `ts` read removes it only if nothing was marked since."""
+    pk, sk = marker_key(device, sensor, hour)
+    return {"pk": {"S": pk}, "sk": {"S": sk}, "ts": {"S": format_ts(ts)}}
 
 
 def minute_key(device, sensor, ts):
@@ -145,7 +165,6 @@ def minute_item(reading, retention_days=None):
         "pk": {"S": pk},
         "sk": {"S": sk},
         "ts": {"S": format_ts(reading.ts)},
-        "pk_status": {"S": status_key(reading.device, reading.sensor)},
     }
     for name, value in reading.values.items():
         item[name] = number(value)
@@ -161,10 +180,9 @@ def attribute_values(attributes):
 
 
 def hour_item(device, sensor, hour_start, stats, ts):
-    """The hours-table item of an hour's statistics, marked new until its day consumes it."""
+    """The hours-table item of an hour's statistics."""
     pk, sk = hour_key(device, sensor, hour_start)
-    return attribute_values({"pk": pk, "sk": sk, "ts": format_ts(ts),
-                             "pk_status": status_key(device, sensor), **stats})
+    return attribute_values({"pk": pk, "sk": sk, "ts": format_ts(ts), **stats})
 
 
 def day_item(device, sensor, day, stats, ts):
@@ -191,7 +209,7 @@ def day_start(item):
 
 
 def consumed(item):
-    """The item without pk_status: it drops out of status-index."""
+    """The item without the legacy pk_status (it drops out of a legacy table's status-index)."""
     return {name: value for name, value in item.items() if name != "pk_status"}
 
 
@@ -397,30 +415,80 @@ def _request_key(request):
     return body["pk"]["S"], body["sk"]["S"]
 
 
+def delete_all(client, keys, budget=300.0):
+    """Delete (table, key) pairs, distinct keys, in batches of 25 (no condition: for items only
+    the aggregator writes). Raises CloudUnreachable as put_all does."""
+    deadline = time.monotonic() + budget
+    for start in range(0, len(keys), BATCH_LIMIT):
+        batch = {}
+        for table, key in keys[start:start + BATCH_LIMIT]:
+            batch.setdefault(table, []).append({"DeleteRequest": {"Key": key}})
+        if write_batch(client, batch, deadline):
+            raise CloudUnreachable(f"DynamoDB kept items unprocessed for {budget:.0f}s")
+    return len(keys)
+
+
+def delete_marker(client, table, device, sensor, hour, ts):
+    """Delete the marker of `hour` if its `ts` is still `ts` (nothing marked since it was read);
+    True if it was deleted, False if it was written again meanwhile (or is gone)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    pk, sk = marker_key(device, sensor, hour)
+    try:
+        client.delete_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                           ConditionExpression="#ts = :ts", ExpressionAttributeNames={"#ts": "ts"},
+                           ExpressionAttributeValues={":ts": {"S": ts}})
+        return True
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise classify(error, table) from None
+    except BotoCoreError as error:
+        raise classify(error, table) from None
+
+
+def markers(client, table, device, sensor, log_bad=None):
+    """{hour: ts} of the sensor's markers of new hours: one paginated Query of their partition."""
+    found = {}
+    for item in query_all(client, TableName=table, ConsistentRead=True, KeyConditionExpression="pk = :pk",
+                          ExpressionAttributeValues={":pk": {"S": status_key(device, sensor)}}):
+        try:
+            found[marker_hour(item["sk"]["S"])] = item["ts"]["S"]
+        except (KeyError, TypeError, ValueError):
+            (log_bad or log.warning)("skipping a bad marker item %s", item.get("sk"))
+    return found
+
+
 # --- create-tables --------------------------------------------------------------------------
 
 def table_definition(name):
+    """A table as create-tables makes it: keys only, no index (markers of new hours are items)."""
     return {
         "TableName": name,
         "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": attribute, "AttributeType": "S"}
-            for attribute in ("pk", "sk", "pk_status", "ts")
-        ],
+        "AttributeDefinitions": [{"AttributeName": attribute, "AttributeType": "S"} for attribute in ("pk", "sk")],
         "KeySchema": [
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ],
-        "GlobalSecondaryIndexes": [{
-            "IndexName": INDEX_NAME,
-            "KeySchema": [
-                {"AttributeName": "pk_status", "KeyType": "HASH"},
-                {"AttributeName": "ts", "KeyType": "RANGE"},
-            ],
-            # The aggregator needs only the keys to find its work: smaller index writes.
-            "Projection": {"ProjectionType": "KEYS_ONLY"},
-        }],
     }
+
+
+def legacy_table_definition(name):
+    """A table as earlier versions made it, with status-index: check_layout still accepts it,
+    the first aggregation upgrades it (legacy.py), and its tests make such tables."""
+    definition = table_definition(name)
+    definition["AttributeDefinitions"] += [{"AttributeName": attribute, "AttributeType": "S"}
+                                           for attribute in ("pk_status", "ts")]
+    definition["GlobalSecondaryIndexes"] = [{
+        "IndexName": INDEX_NAME,
+        "KeySchema": [{"AttributeName": "pk_status", "KeyType": "HASH"}, {"AttributeName": "ts", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }]
+    return definition
+
+
+LEGACY_INDEX_KEYS = [("pk_status", "HASH"), ("ts", "RANGE")]  # sorted, as check_layout compares
 
 
 @dataclass
@@ -430,7 +498,7 @@ class TablesCreated:
 
 
 def create_tables(config, client=None):
-    """Create the three tables and their status index if missing; wait until ACTIVE; TTL.
+    """Create the three tables if missing; wait until ACTIVE; TTL.
 
     Returns what this run changed (TablesCreated), so the command can say so."""
     client = client or aws_client()
@@ -455,21 +523,24 @@ def create_tables(config, client=None):
 
 
 def check_layout(description):
-    """Refuse to use an existing table whose keys or index differ from ours."""
+    """Refuse to use an existing table whose keys differ from ours, or whose status-index (a
+    table of an earlier version has one) is not the one that version made."""
     expected = table_definition(description["TableName"])
     keys = sorted((k["AttributeName"], k["KeyType"]) for k in description.get("KeySchema", []))
     indexes = {index["IndexName"]: index for index in description.get("GlobalSecondaryIndexes", [])}
     wanted = sorted((k["AttributeName"], k["KeyType"]) for k in expected["KeySchema"])
     index = indexes.get(INDEX_NAME)
     index_keys = sorted((k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]) if index else None
-    wanted_index = sorted(
-        (k["AttributeName"], k["KeyType"]) for k in expected["GlobalSecondaryIndexes"][0]["KeySchema"]
-    )
-    if keys != wanted or index_keys != wanted_index:
+    if keys != wanted or index_keys not in (None, LEGACY_INDEX_KEYS):
         raise JobFailed(
             f"table {description['TableName']} exists with another layout "
             f"(keys {keys}, {INDEX_NAME} {index_keys}): use another --table-prefix"
         )
+
+
+def has_legacy_index(description):
+    """Whether a table (DescribeTable's answer) still has the status-index of earlier versions."""
+    return any(index["IndexName"] == INDEX_NAME for index in description.get("GlobalSecondaryIndexes", []))
 
 
 def enable_ttl(client, table):
@@ -526,13 +597,49 @@ def register_sensors(client, buffer, table, readings, known, today):
                                     json.dumps({entry: today for entry in sorted(known)}))
 
 
+MARKERS_FILE = ".markers.json"
+HOUR = dt.timedelta(hours=1)
+
+
+def _marked(buffer, now):
+    """Markers this buffer wrote for hours still under way at `now` (place|device|sensor|hour)."""
+    try:
+        document = json.loads((buffer.directory / MARKERS_FILE).read_text())
+        return {entry for entry in document
+                if dt.datetime.fromisoformat(entry.rsplit("|", 1)[1]) + HOUR > now}
+    except (OSError, ValueError, TypeError, AttributeError, IndexError):
+        return set()
+
+
+def markers_due(buffer, place, readings, now):
+    """The marker items the acknowledged `readings` call for at `now`, and the entries of
+    hours under way to remember once they are stored.
+
+    A hour still under way is marked once (the aggregator never deletes its marker before it is
+    over); a hour already over is marked again with each reading of it, since the aggregator
+    may have read the hour and deleted its marker before this reading arrived.
+    """
+    remembered, items, under_way = _marked(buffer, now), {}, set()
+    for reading in readings:
+        hour = reading.ts.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+        entry = f"{place}|{reading.device}|{reading.sensor}|{hour.isoformat()}"
+        if hour + HOUR > now:
+            if entry in remembered:
+                continue
+            under_way.add(entry)
+        items[marker_key(reading.device, reading.sensor, hour)] = marker_item(reading.device, reading.sensor, hour, now)
+    return list(items.values()), remembered, under_way
+
+
 def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic, sleep=time.sleep):
-    """Send buffered readings oldest first in batches of 25; delete each file once acknowledged.
+    """Send buffered readings oldest first in batches of 25, then the markers of their hours;
+    delete each file once its reading and its hour's marker are acknowledged.
 
     Up to FLUSH_WORKERS batches are in flight at once: on a slow link the round trips, not the
     bytes, are what a backlog costs. The batches of one round have distinct keys (a later
     reading of a minute replaces an earlier one before sending), and a round starts only when
-    the one before it ended, so no two writes of one key ever race.
+    the one before it ended, so no two writes of one key ever race. A marker is written after
+    its readings: an aggregator that reads it finds them.
 
     Raises buffer.BufferLocked when another flush runs, CloudUnreachable when DynamoDB can't be
     reached (the rest stays buffered), ConfigError for missing tables or credentials.
@@ -576,22 +683,12 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
                 {"PutRequest": {"Item": minute_item(reading, config.get("retention_days"))}}
                 for reading, _ in pending.values()
             ]
-            batches = [requests[start:start + BATCH_LIMIT] for start in range(0, len(requests), BATCH_LIMIT)]
-
-            def send(batch):
-                """Write one batch, then delete the files of what DynamoDB acknowledged."""
-                acknowledged = batch_write(client, table, batch, deadline, sleep=sleep, clock=clock)
-                done = [path for request in acknowledged for path in pending[_request_key(request)][1]]
-                return buffer.remove(done), len(acknowledged) < len(batch)
-
-            failure, stuck = None, False
-            for outcome in _concurrently(send, batches):
-                if isinstance(outcome, Exception):
-                    failure = failure or outcome
-                    continue
-                result.batches += 1
-                result.sent += outcome[0]
-                stuck = stuck or outcome[1]
+            acknowledged, failure, stuck = _send_all(client, table, requests, deadline, sleep, clock)
+            result.batches += acknowledged["batches"]
+            stored = [pending[key] for key in acknowledged["keys"]]
+            # each round marks its hours and removes its files: a flush cut short keeps its progress
+            if stored:
+                result.sent += _mark_and_remove(client, buffer, table, stored, deadline, sleep, clock, result)
             if failure is not None:
                 raise failure  # once every acknowledged file is gone: nothing is sent twice
             if stuck:
@@ -599,6 +696,64 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
                 break
         result.left = buffer.count()
     return result
+
+
+def _mark_and_remove(client, buffer, table, stored, deadline, sleep, clock, result):
+    """Write the markers the stored readings ([(reading, [paths])], acknowledged) call for, then
+    delete the files of the readings
+    whose hour is marked (the others are sent again with their marker next time); returns how
+    many files were deleted. Raises the marker write's failure after deleting what it can."""
+    meta = getattr(client, "meta", None)  # test stubs have none
+    place = f"{getattr(meta, 'endpoint_url', '')}|{getattr(meta, 'region_name', '')}|{table}"
+    marker_items, remembered, under_way = markers_due(buffer, place, [reading for reading, _ in stored], utc_now())
+    marked, failure, _stuck = _send_all(client, table, [{"PutRequest": {"Item": item}} for item in marker_items],
+                                        deadline, sleep, clock)
+    result.batches += marked["batches"]
+    unmarked = {(item["pk"]["S"], item["sk"]["S"]) for item in marker_items} - marked["keys"]
+    written = {entry for entry in under_way if _entry_marker(entry) in marked["keys"]}
+    if written:  # remembered only once stored: a lost marker is written again
+        filebuffer.write_atomically(buffer.directory, MARKERS_FILE, json.dumps(sorted(remembered | written)))
+    removed = buffer.remove([path for reading, paths in stored
+                             if marker_key(reading.device, reading.sensor, _hour_of(reading.ts)) not in unmarked
+                             for path in paths])
+    if failure is not None:
+        result.sent += removed
+        raise failure
+    if unmarked:
+        log.info("%d markers unprocessed; their readings are sent again next time", len(unmarked))
+    return removed
+
+
+def _hour_of(ts):
+    return ts.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def _entry_marker(entry):
+    """The marker key of a remembered entry place|device|sensor|hour."""
+    device, sensor, hour = entry.rsplit("|", 3)[-3:]
+    return marker_key(device, sensor, dt.datetime.fromisoformat(hour))
+
+
+def _send_all(client, table, requests, deadline, sleep, clock):
+    """Write `requests` (distinct keys) in batches of 25, FLUSH_WORKERS at once; returns
+    ({"keys": acknowledged keys, "batches": batches answered}, the first failure or None,
+    whether some stayed unprocessed until the deadline)."""
+    batches = [requests[start:start + BATCH_LIMIT] for start in range(0, len(requests), BATCH_LIMIT)]
+    done, failure, stuck = {"keys": set(), "batches": 0}, None, False
+    if not batches:
+        return done, failure, stuck
+
+    def send(batch):
+        return batch_write(client, table, batch, deadline, sleep=sleep, clock=clock)
+
+    for batch, outcome in zip(batches, _concurrently(send, batches)):
+        if isinstance(outcome, Exception):
+            failure = failure or outcome
+            continue
+        done["batches"] += 1
+        done["keys"] |= {_request_key(request) for request in outcome}
+        stuck = stuck or len(outcome) < len(batch)
+    return done, failure, stuck
 
 
 def _concurrently(function, batches):

@@ -2,11 +2,16 @@
 
 from dynamo import INDEX_NAME, table_names, watchdog_key
 
-# Everything flush, status and aggregate do on DynamoDB; never Scan, DeleteItem or UpdateItem.
-# BatchWriteItem can't be granted without its DeleteRequest (IAM has no action for the
-# deletes alone): a device's credentials can delete its own items, never another device's
-# (README, "What a stolen Pi can do").
-DEVICE_ACTIONS = ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query")
+# Everything flush, status and aggregate (run on the Pi, cron_example) do on DynamoDB; never Scan.
+# DeleteItem: the aggregator's conditional delete of a marker of new hours. UpdateItem: the
+# upgrade of tables of an earlier version (REMOVE pk_status), through their status-index, whose
+# ARNs stay while such tables are supported. Every action is limited to the device's own keys
+# (LeadingKeys): a device's credentials can write and delete its own items, never another
+# device's (README, "What a stolen Pi can do"); BatchWriteItem can't be granted without its
+# DeleteRequest anyway (IAM has no action for the deletes alone).
+DEVICE_ACTIONS = (
+    "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+)
 ADMIN_ACTIONS = (
     "dynamodb:CreateTable", "dynamodb:DescribeTable",
     "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive",
@@ -24,8 +29,9 @@ def policy_document(config, device, bucket=None, prefix=None, sns_topic_arn=None
     """The IAM policy of one Pi: its own keys in its own tables, its own Parquet folders.
 
     dynamodb:LeadingKeys limits every item and query partition key to `device#NAME#...`: its
-    minutes, hours and days partitions, its registry item (`device#NAME#registry`) and its
-    status keys on status-index (`device#NAME#sensor#...#status#new`). The only wildcards
+    minutes, hours and days partitions, its registry item (`device#NAME#registry`), its
+    markers of new hours (`device#NAME#sensor#...#status#new`, also the status keys of a legacy
+    table's status-index, read once by the upgrade). The only wildcards
     are the region and account in the ARNs, the key suffix after `device#NAME#` and the file
     path below `device=NAME/`.
     """
@@ -116,10 +122,10 @@ def watchdog_policy_document(config, sns_topic_arn=None):
 
 
 def admin_policy_document(config):
-    """The IAM policy of whoever runs `dynamo.py create-tables` (tables, index, TTL)."""
+    """The IAM policy of whoever runs `dynamo.py create-tables` (tables, TTL; no index)."""
     return {"Version": "2012-10-17", "Statement": [{
         "Sid": "CreateTables",
         "Effect": "Allow",
         "Action": list(ADMIN_ACTIONS),
-        "Resource": table_arns(config["table_prefix"], with_index=True),
+        "Resource": table_arns(config["table_prefix"]),
     }]}

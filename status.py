@@ -10,38 +10,22 @@ import filebuffer
 import untrusted
 import utils
 from dynamo import (
-    INDEX_NAME,
     day_key,
     day_zone,
-    format_ts,
     hour_key,
     newest_item,
     plain,
     query_all,
     sensors_of,
-    status_key,
     table_names,
 )
 from utils import utc_now
 from watchdog_state import OUTBOX_DAYS, load_watchdog_state
 
 STATUS_MONTHS = 13  # how far back `status` looks for days items of another time zone
-def count_awaiting(client, table, device, sensor, since=None):
-    """How many minute items of the sensor wait for the aggregator (from `since` on, if given).
-
-    The index's keys are read, not just counted: any Pi can write any pk_status, so only the
-    items in this device's own partitions count (untrusted.index_item); the others are skipped.
-    """
-    kwargs = {
-        "TableName": table, "IndexName": INDEX_NAME,
-        "KeyConditionExpression": "pk_status = :s",
-        "ExpressionAttributeValues": {":s": {"S": status_key(device, sensor)}},
-    }
-    if since is not None:
-        kwargs["KeyConditionExpression"] += " AND ts >= :since"
-        kwargs["ExpressionAttributeValues"][":since"] = {"S": format_ts(since)}
-    return sum(1 for _key in untrusted.checked(query_all(client, **kwargs), untrusted.index_item,
-                                               "status-index", device, sensor))
+def awaiting_hours(client, table, device, sensor):
+    """The hours of the sensor whose new readings wait for the aggregator: their markers."""
+    return set(dynamo.markers(client, table, device, sensor))
 
 
 STATUS_HOURS_BACK = 72  # status looks for the newest reading this far back (one query an hour)
@@ -128,12 +112,10 @@ def status_lines(config, client=None, now=None):
         hour = newest_aggregated_hour(client, names["hours"], device, sensor, now)
         hour_text = (f"newest aggregated hour {hour:%Y-%m-%d %H}:00 UTC" if hour
                      else f"no hour aggregated in the last {STATUS_DAYS_BACK} days")
-        waiting = count_awaiting(client, names["minutes"], device, sensor)
-        waiting_text = f"{counted(waiting, 'minute')} awaiting aggregation"
-        current = count_awaiting(client, names["minutes"], device, sensor, since=hour_under_way) if waiting else 0
-        if current:
-            waiting_text += (f" ({current} in the hour under way, which the first run after "
-                             "it ends aggregates)")
+        waiting = awaiting_hours(client, names["minutes"], device, sensor)
+        waiting_text = f"{counted(len(waiting), 'hour')} awaiting aggregation"
+        if hour_under_way in waiting:
+            waiting_text += " (the hour under way among them, which the first run after it ends aggregates)"
         yield f"device {device} sensor {sensor}: {newest_text}; {waiting_text}; {hour_text}"
         zone = utils.zone(config.get("timezone"))
         other = days_in_other_zones(client, names["days"], device, sensor, zone.key, now.astimezone(zone).date())

@@ -81,19 +81,30 @@ class Counter:
         self.calls, self.in_requests, self.responses = [], 0.0, []
 
 
-def fresh_tables(client):
+def fresh_tables(client, legacy=False):
+    """New tables; `legacy`: as earlier versions made them, with status-index (the baseline's)."""
     config = {"table_prefix": f"b-{uuid.uuid4().hex[:10]}", "device": DEVICE, "retention_days": None,
               "buffer_dir": Path(tempfile.mkdtemp(prefix="bench-buffer-")), "log_dir": Path(tempfile.mkdtemp())}
+    if legacy:
+        for name in dynamo.table_names(config["table_prefix"]).values():
+            client.create_table(**dynamo.legacy_table_definition(name))
     dynamo.create_tables(config, client)
     return config
 
 
-def pin_items(start, minutes, new=True):
-    items = []
+def pin_items(start, minutes, new=True, legacy=False):
+    """Minute items as the flush writes them, then (new) the markers of their hours; `legacy`:
+    marked new by pk_status instead, as earlier versions did (the baseline reads the index)."""
+    items, hours = [], {}
     for minute in range(minutes):
         ts = start + dt.timedelta(minutes=minute, seconds=2, microseconds=123456)
         item = dynamo.minute_item(filebuffer.Reading(DEVICE, "4", ts, {"reading": sensors.simulated_pin_value(ts)}))
-        items.append(item if new else dynamo.consumed(item))
+        if legacy:
+            item["pk_status"] = {"S": dynamo.status_key(DEVICE, "4")}
+        items.append(item)
+        hours[ts.replace(minute=0, second=0, microsecond=0)] = True
+    if new and not legacy:
+        items += [dynamo.marker_item(DEVICE, "4", hour, utils.utc_now()) for hour in hours]
     return items
 
 
@@ -104,6 +115,14 @@ def register(client, config, sensor="4"):
 
 
 # --- 1. flush ---------------------------------------------------------------------------------
+
+def flush_goal(readings):
+    """Requests a flush of `readings` needs at most: a batch per 25 readings, one batch of the
+    markers of their hours per round (FLUSH_WORKERS batches; a backlog's round spans few hours),
+    and the registry's PutItem."""
+    per_round = dynamo.BATCH_LIMIT * dynamo.FLUSH_WORKERS
+    return math.ceil(readings / dynamo.BATCH_LIMIT) + math.ceil(readings / per_round) + 1
+
 
 def bench_flush(client, size, readings, send_client=None):
     """Flush `readings` buffered readings, ours and the naive design side by side in each run.
@@ -139,7 +158,8 @@ def bench_flush(client, size, readings, send_client=None):
         "ours_requests": spread(ours_requests, 0), "naive_requests": spread([r["naive"][1] for r in rows], 0),
         "ours_seconds": spread([r["ours"][0] for r in rows]), "naive_seconds": spread([r["naive"][0] for r in rows]),
         "speedup": spread([r["naive"][0] / r["ours"][0] for r in rows], 1),
-        "goal_requests": max(ours_requests) <= math.ceil(readings / 25) + 1,
+        # a batch per 25 readings, a batch of markers per round of FLUSH_WORKERS batches, the registry
+        "goal_requests": max(ours_requests) <= flush_goal(readings),
         "goal_speed": statistics.median(r["naive"][0] / r["ours"][0] for r in rows) >= 10,
     }
 
@@ -147,10 +167,13 @@ def bench_flush(client, size, readings, send_client=None):
 # --- 2. aggregation ---------------------------------------------------------------------------
 
 def aggregate_once(client, minutes, now, design, start=START, timezone=None):
-    config = dict(fresh_tables(client), timezone=timezone)
+    config = dict(fresh_tables(client, legacy=design != "ours"), timezone=timezone)
     register(client, config)
     dynamo.put_all(client, [(dynamo.table_names(config["table_prefix"])["minutes"], item)
-                            for item in pin_items(start, minutes)])
+                            for item in pin_items(start, minutes, legacy=design != "ours")])
+    if design == "ours":  # the tables' first run looks once for a legacy index: not the steady cost
+        aggregate.legacy.upgrade(client, dynamo.table_names(config["table_prefix"]), DEVICE, lambda: [],
+                                 config["buffer_dir"])
     counter = Counter(client)
     started = time.perf_counter()
     if design == "ours":
@@ -227,6 +250,7 @@ def bench_scaling(client, size):
         register(client, config)
         history(client, config, days)
         tables = dynamo.table_names(config["table_prefix"])
+        aggregate.legacy.upgrade(client, tables, DEVICE, lambda: [], config["buffer_dir"])  # once per table
         walls, own, requests, read_units = [], [], [], []
         for number in range(size["new_hours"]):
             hour = START + dt.timedelta(hours=number)
@@ -273,19 +297,86 @@ def query_read_units(responses):
     return units
 
 
-def write_units():
+LEGACY_LIFE = {  # the design before markers (issue 27), per reading, as BENCHMARKS.md measured it
+    "stored (PutItem of the minute item)": 1, "indexed (status-index entry written)": 1,
+    "consumed (re-put without pk_status)": 1, "consumed (status-index entry deleted)": 1,
+}
+
+
+class WriteUnits:
+    """Write units of every write request a client sends, by DynamoDB's rules: a put costs 1 per
+    started KB of the item written, a delete the size of the item it deletes (the markers this
+    bench deletes are the ones it wrote), by table."""
+
+    def __init__(self, client):
+        self.by_table, self.sizes = {}, {}
+        client.meta.events.register("before-parameter-build.dynamodb.*", self._before)
+
+    def _add(self, table, item=None, key=None):
+        if item is not None:
+            size = item_size(item)
+            self.sizes[(table, item["pk"]["S"], item["sk"]["S"])] = size
+        else:
+            size = self.sizes.get((table, key["pk"]["S"], key["sk"]["S"]), 1)
+        self.by_table.setdefault(table, []).append(max(1, math.ceil(size / 1024)))
+
+    def _before(self, model, params, **kwargs):
+        if model.name == "BatchWriteItem":
+            for table, requests in params["RequestItems"].items():
+                for request in requests:
+                    if "PutRequest" in request:
+                        self._add(table, item=request["PutRequest"]["Item"])
+                    else:
+                        self._add(table, key=request["DeleteRequest"]["Key"])
+        elif model.name == "PutItem":
+            self._add(params["TableName"], item=params["Item"])
+        elif model.name == "DeleteItem":
+            self._add(params["TableName"], key=params["Key"])
+
+
+def write_units(client, hours=3):
+    """A reading's write units over its life, measured: a pin and a BME280 read every minute for
+    `hours` hours, each minute flushed as cron does (the clock at :30 of the minute), the hourly
+    aggregation at :05 past each hour (the last at :05 after the last hour, so every reading's
+    marker is gone); every write request counted by item size. The minutes
+    table's units are the readings' (minute items, their markers written and deleted); the
+    hours and days tables' are the aggregation's."""
+    config = fresh_tables(client)
+    tables = dynamo.table_names(config["table_prefix"])
+    store = filebuffer.Buffer(config["buffer_dir"])
+    units = WriteUnits(client)
+    start = dt.datetime(2025, 6, 21, 10, tzinfo=UTC)
+    real_now = dynamo.utc_now
+    readings = 0
+    try:
+        for minute in range(hours * 60 + 6):  # up to :05 after the last hour
+            ts = start + dt.timedelta(minutes=minute, seconds=1)
+            dynamo.utc_now = lambda ts=ts: ts + dt.timedelta(seconds=29)
+            if minute < hours * 60:
+                store.write(filebuffer.Reading(DEVICE, "4", ts, {"reading": sensors.simulated_pin_value(ts)}))
+                store.write(filebuffer.Reading(DEVICE, "bme280", ts, sensors.simulated_environment(ts)))
+                readings += 2
+                dynamo.flush(config, client=client)
+            if minute % 60 == 5 and minute > 60:
+                aggregate.aggregate(config, DEVICE, client=client, now=ts)
+    finally:
+        dynamo.utc_now = real_now
+    registry = 2  # the sensors' registry items, once a day: not a reading's cost
+    # every hour's marker was deleted by the run at :05 after it: each reading's life is over
+    assert aggregate.legacy is not None and not any(
+        dynamo.markers(client, tables["minutes"], DEVICE, sensor) for sensor in ("4", "bme280"))
+    minutes_units = sum(units.by_table.get(tables["minutes"], [])) - registry
+    per_reading = minutes_units / readings
     pin = dynamo.minute_item(filebuffer.Reading(DEVICE, "4", START, {"reading": 1}), retention_days=400)
     env = dynamo.minute_item(filebuffer.Reading(DEVICE, "bme280", START, sensors.simulated_environment(START)),
                              retention_days=400)
-    index_entry = {name: pin[name] for name in ("pk", "sk", "pk_status", "ts")}
-    life = {
-        "stored (PutItem of the minute item)": math.ceil(item_size(pin) / 1024),
-        "indexed (status-index entry written)": math.ceil((item_size(index_entry) + 100) / 1024),
-        "consumed (re-put without pk_status)": math.ceil(item_size(dynamo.consumed(pin)) / 1024),
-        "consumed (status-index entry deleted)": 1,
-    }
-    return {"pin_bytes": item_size(pin), "env_bytes": item_size(env), "index_bytes": item_size(index_entry) + 100,
-            "life": life, "per_reading": sum(life.values())}
+    marker = dynamo.marker_item(DEVICE, "bme280", START, START)
+    aggregate_units = sum(units.by_table.get(tables["hours"], [])) + sum(units.by_table.get(tables["days"], []))
+    return {"pin_bytes": item_size(pin), "env_bytes": item_size(env), "marker_bytes": item_size(marker),
+            "readings": readings, "hours": hours, "minutes_units": minutes_units,
+            "per_reading": round(per_reading, 3), "aggregate_units_per_sensor_hour": round(
+                aggregate_units / (2 * hours), 2), "legacy_life": LEGACY_LIFE,
+            "legacy_per_reading": sum(LEGACY_LIFE.values())}
 
 
 # --- 3. the minute job ------------------------------------------------------------------------
@@ -667,9 +758,9 @@ def report(size, flush, link, aggregation_, scaling, minute, cron, units, parque
     steady_requests = statistics.median(scaling[min(scaling)]["requests"][1:] or scaling[min(scaling)]["requests"])
     read_units_hour = statistics.median(scaling[min(scaling)]["read_units"])
     readings_month = 2 * 30 * 1440  # one pin and one BME280
-    # The hour just ended rewritten (1, and 2 in the index: its ts moves), the hour begun (1 + 1),
-    # the day item (1), and at the day's end its 24 hours re-put without pk_status (24 x 2 / 24 runs).
-    aggregate_wru_hour = 3 + 2 + 1 + 2
+    # Measured per sensor-hour (hours and days tables), plus the day's end: its 24 hours' markers
+    # deleted (24 / 24 runs), which the measured hours don't reach.
+    aggregate_wru_hour = units["aggregate_units_per_sensor_hour"] + 1
     wru_month = readings_month * units["per_reading"] + 2 * 30 * 24 * aggregate_wru_hour
     rru_month = 2 * 30 * 24 * read_units_hour
     storage_gb = 30 * 1440 * (units["pin_bytes"] + units["env_bytes"] + 2 * 100) / 1e9
@@ -689,12 +780,12 @@ def report(size, flush, link, aggregation_, scaling, minute, cron, units, parque
         "",
         "| design | requests | seconds |",
         "| --- | --- | --- |",
-        f"| ours: BatchWriteItem of 25, {dynamo.FLUSH_WORKERS} in flight (+1 registry PutItem) | "
+        f"| ours: BatchWriteItem of 25, {dynamo.FLUSH_WORKERS} in flight, then the round's markers (+1 registry PutItem) | "
         f"{flush['ours_requests']} | {flush['ours_seconds']} |",
         f"| naive: one PutItem per reading | {flush['naive_requests']} | {flush['naive_seconds']} |",
         "",
         f"Speed-up, naive time / ours, per run: **{flush['speedup']}** (goal >= 10: "
-        f"{'met' if flush['goal_speed'] else 'missed'}). Requests: goal <= {math.ceil(flush['readings'] / 25) + 1} "
+        f"{'met' if flush['goal_speed'] else 'missed'}). Requests: goal <= {flush_goal(flush['readings'])} "
         f"({'met' if flush['goal_requests'] else 'missed'}).",
         "",
         "On loopback a request costs only moto's own work, so this ratio is bounded by what moto",
@@ -758,18 +849,20 @@ def report(size, flush, link, aggregation_, scaling, minute, cron, units, parque
         "## 4. Write and read units, cost",
         "",
         f"Item sizes by DynamoDB's rules: pin minute {units['pin_bytes']} B, BME280 minute {units['env_bytes']} B, "
-        f"status-index entry {units['index_bytes']} B (keys + 100 B overhead). A reading's life:",
+        f"marker of a new hour {units['marker_bytes']} B. Measured: a pin and a BME280 read and flushed every minute",
+        f"for {units['hours']} hours ({units['readings']} readings), aggregated at :05 past each hour; every write request",
+        "counted by the size of the item it writes or deletes (1 unit per started KB): the minutes table took",
+        f"{units['minutes_units']} units (minute items, and each hour's marker written once and deleted once).",
         "",
-        "| step | write units |",
+        "| design | write units per reading over its life |",
         "| --- | --- |",
-        *[f"| {step} | {value} |" for step, value in units["life"].items()],
-        f"| **per reading** | **{units['per_reading']}** (goal <= 4) |",
+        f"| before (status-index: stored, indexed, re-put, index entry deleted) | {units['legacy_per_reading']} |",
+        f"| **markers of new hours** | **{units['per_reading']}** (goal <= 1.15) |",
         "",
-        f"Aggregation per sensor and hourly run: about {aggregate_wru_hour} write units (the hour just ended rewritten,",
-        "3 with its index entry moving; the hour begun, 2; the day item, 1; and once a day the day's 24",
-        "hours re-put without `pk_status`, 2 each, 2 a run on average), that is",
-        f"{aggregate_wru_hour / 60:.2f} per reading; read units measured per steady run: {read_units_hour:.1f} "
-        f"({steady_requests:.0f} requests).",
+        f"Aggregation per sensor-hour: {units['aggregate_units_per_sensor_hour']} write units measured (hours and",
+        "days items rewritten, the markers of the hours of the day under way), plus 1 for the day's end",
+        f"(its 24 markers deleted once a day), {aggregate_wru_hour / 60:.2f} per reading; read units measured per",
+        f"steady run: {read_units_hour:.1f} ({steady_requests:.0f} requests).",
         "",
         f"Per device-month (one pin + one BME280, {readings_month:,} readings): {wru_month:,.0f} write units, "
         f"{rru_month:,.0f} read units, {storage_gb * 1000:.1f} MB more storage. At on-demand prices of "
@@ -818,7 +911,7 @@ def main(argv=None):
                            ("scaling", lambda: bench_scaling(client, size)),
                            ("minute", lambda: bench_minute_job(endpoint, size)),
                            ("cron", lambda: bench_cron_minute(endpoint, size)),
-                           ("units", write_units),
+                           ("units", lambda: write_units(client)),
                            ("parquet", lambda: bench_parquet(size)),
                            ("watchdog", lambda: watchdog_bench.bench(watchdog_bench.SMOKE if size.get("smoke") else
                                                                      watchdog_bench.FULL, query_read_units))):

@@ -413,12 +413,13 @@ def wire_checker(prefix):
 
 
 def stored_keys(client, table):
-    """Every (pk, sk) of the reading items in `table` (registry items left out), by Scan."""
+    """Every (pk, sk) of the reading items in `table` (registry items and markers of new hours
+    left out), by Scan."""
     keys, kwargs = [], {"TableName": table, "ProjectionExpression": "pk, sk"}
     while True:
         page = client.scan(**kwargs)
         keys += [(item["pk"]["S"], item["sk"]["S"]) for item in page["Items"]
-                 if not item["pk"]["S"].endswith("#registry")]
+                 if "#date#" in item["pk"]["S"]]
         if "LastEvaluatedKey" not in page:
             return keys
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -140,6 +140,13 @@ def project_schemas(prefix):
     return {name: Schema(dynamo.table_definition(name)) for name in dynamo.table_names(prefix).values()}
 
 
+def legacy_project_schemas(prefix):
+    """The schemas of tables made before markers of new hours, with status-index."""
+    import dynamo
+
+    return {name: Schema(dynamo.legacy_table_definition(name)) for name in dynamo.table_names(prefix).values()}
+
+
 # --- attribute values -------------------------------------------------------------------------
 
 def _utf8(text):

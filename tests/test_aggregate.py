@@ -34,14 +34,17 @@ def span(start, end, value, day=DAY1, end_day=None):
 
 
 def store(client, config, readings, sensor="4"):
-    """Put minute items exactly as the flush does (pk_status new), 25 at a time."""
+    """Put minute items exactly as the flush does, 25 at a time, then the markers of their hours."""
     table = dynamo.table_names(config["table_prefix"])["minutes"]
-    items = []
+    items, hours = [], set()
     for minute, value in readings:
         values = value if isinstance(value, dict) else {"reading": value}
         reading = filebuffer.Reading(DEVICE, sensor, minute + dt.timedelta(seconds=3, microseconds=241969), values)
         items.append((table, dynamo.minute_item(reading)))
+        hours.add(aggregate.hour_of(minute))
     dynamo.put_all(client, items)
+    now = dynamo.utc_now()
+    dynamo.put_all(client, [(table, dynamo.marker_item(DEVICE, sensor, hour, now)) for hour in sorted(hours)])
     pk, sk = dynamo.registry_key(DEVICE, sensor)
     client.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": sk}, "device": {"S": DEVICE},
                                            "sensor": {"S": sensor}})
@@ -56,11 +59,10 @@ def stored(client, config, kind, sensor="4"):
     items = {}
     for item in client.scan(TableName=table)["Items"]:
         attributes = dynamo.plain(item)
-        if dynamo.parse_partition(attributes["pk"])[1] != sensor:
+        if "#date#" not in attributes["pk"] or dynamo.parse_partition(attributes["pk"])[1] != sensor:
             continue
         start = dynamo.period_start(attributes.pop("pk"), attributes.pop("sk"))
         attributes.pop("ts")
-        attributes.pop("pk_status", None)  # an hour stays new until its day is over (see awaiting)
         attributes.pop("tz", None)
         attributes.pop("start", None)
         items[start] = attributes
@@ -71,15 +73,14 @@ def days_described(client, config, sensor="4"):
     """{local date: (tz, start)} of the sensor's days items."""
     return {dynamo.period_start(item["pk"], item["sk"]).date(): (item["tz"], item["start"])
             for item in map(dynamo.plain, client.scan(TableName=dynamo.table_names(config["table_prefix"])["days"])["Items"])
-            if dynamo.parse_partition(item["pk"])[1] == sensor}
+            if "#date#" in item["pk"] and dynamo.parse_partition(item["pk"])[1] == sensor}
 
 
 def awaiting(client, config, sensor="4"):
-    return sum(
-        client.query(TableName=table, IndexName=dynamo.INDEX_NAME, KeyConditionExpression="pk_status = :s",
-                     ExpressionAttributeValues={":s": {"S": dynamo.status_key(DEVICE, sensor)}})["Count"]
-        for table in (dynamo.table_names(config["table_prefix"])[kind] for kind in ("minutes", "hours"))
-    )
+    """Markers of the sensor: hours with new readings (minutes table) and hours whose day is not
+    over yet (hours table)."""
+    return sum(len(dynamo.markers(client, dynamo.table_names(config["table_prefix"])[kind], DEVICE, sensor))
+               for kind in ("minutes", "hours"))
 
 
 def pin(count, on, outages, longest, expected=60):
@@ -191,9 +192,9 @@ def test_current_hour_counts_expected_up_to_now(dynamodb, config):
     assert hours[at("14:00")] == pin(21, 21, 0, 0, expected=21)
     assert hours[at("13:00")] == pin(60, 60, 0, 0)
     assert stored(dynamodb, config, "days")[DAY1] == pin(81, 81, 0, 0, expected=14 * 60 + 21)
-    # hour 14 and the day are under way: their items stay new (21 minutes, hours 13 and 14)
-    # for the run after they end; hour 13's minutes are consumed
-    assert awaiting(dynamodb, config) == 21 + 2
+    # hour 14 and the day are under way: their markers stay (hour 14's in the minutes table,
+    # hours 13 and 14 in the hours table) for the run after they end; hour 13's is deleted
+    assert awaiting(dynamodb, config) == 1 + 2
     store(dynamodb, config, span("14:21", "15:00", 1))
     aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
     assert stored(dynamodb, config, "hours")[at("14:00")] == pin(60, 60, 0, 0)
@@ -208,7 +209,7 @@ def test_a_period_that_ends_after_its_last_reading_is_recomputed_whole(dynamodb,
     aggregate.aggregate(config, DEVICE, client=dynamodb, now=at("15:05"))
     assert stored(dynamodb, config, "hours")[at("14:00")] == pin(1, 1, 0, 0, expected=60)
     assert stored(dynamodb, config, "days")[DAY1] == pin(61, 61, 0, 0, expected=15 * 60 + 6)
-    assert awaiting(dynamodb, config) == 2  # the hours items, until their day is over
+    assert awaiting(dynamodb, config) == 2  # the hours' markers, until their day is over
     aggregate.aggregate(config, DEVICE, client=dynamodb, now=at("00:05", DAY2))
     assert stored(dynamodb, config, "days")[DAY1] == pin(61, 61, 0, 0, expected=1440)
     assert awaiting(dynamodb, config) == 0
@@ -218,9 +219,10 @@ def test_a_period_that_ends_after_its_last_reading_is_recomputed_whole(dynamodb,
     assert (stored(dynamodb, config, "hours"), stored(dynamodb, config, "days")) == before
 
 
-def test_a_reading_flushed_during_aggregation_waits_and_is_not_overwritten(
+def test_a_reading_flushed_during_aggregation_is_not_lost_and_is_aggregated_next_run(
         dynamodb, config, monkeypatch, tmp_path):
-    """Consuming re-puts minute items as read; a replacement flushed in between would be lost."""
+    """No lock: a replacement flushed after the minutes were read lands at once; its hour's
+    marker, written again after it, survives the conditional delete for the next run."""
     import utils
 
     store(dynamodb, config, span("10:00", "11:00", 1))
@@ -229,7 +231,7 @@ def test_a_reading_flushed_during_aggregation_waits_and_is_not_overwritten(
     original, flushed = dynamo.put_all, []
 
     def put_all_after_a_flush(client, items, **kwargs):
-        if not flushed:  # after the minutes were read, before they are consumed
+        if not flushed:  # after the minutes were read, before the markers are deleted
             flushed.append(dynamo.flush_and_report(dict(config)))
         return original(client, items, **kwargs)
 
@@ -237,13 +239,15 @@ def test_a_reading_flushed_during_aggregation_waits_and_is_not_overwritten(
     monkeypatch.setattr(aggregate, "utc_now", lambda: at("12:05"))
     monkeypatch.setattr(aggregate, "load_config", lambda args, keys: dict(config))
     assert aggregate.main(["--device", DEVICE]) == utils.EXIT_OK
-    assert flushed == [None]  # the flush found the lock held and left the reading buffered
-    assert filebuffer.Buffer(config["buffer_dir"]).count() == 1
+    assert flushed[0].sent == 1  # the flush waited for nothing
+    assert filebuffer.Buffer(config["buffer_dir"]).count() == 0
+    assert stored(dynamodb, config, "hours")[at("10:00")] == pin(60, 60, 0, 0)  # computed before it came
+    table = dynamo.table_names(config["table_prefix"])["minutes"]
+    assert set(dynamo.markers(dynamodb, table, DEVICE, "4")) == {at("10:00")}  # written again: kept
     monkeypatch.setattr(dynamo, "put_all", original)
-    assert dynamo.flush(dict(config), client=dynamodb).sent == 1
     aggregate.aggregate(config, DEVICE, client=dynamodb, now=at("12:05"))
     assert stored(dynamodb, config, "hours")[at("10:00")] == pin(60, 59, 1, 1)
-    assert awaiting(dynamodb, config) == 1  # the day under way keeps its hour item new
+    assert awaiting(dynamodb, config) == 1  # the day under way keeps its hour's marker
 
 
 def test_late_reading_recomputes_its_hour_and_day_and_the_run_it_joins(dynamodb, config):
@@ -309,7 +313,7 @@ def test_rerun_gives_the_same_items(dynamodb, config):
     assert aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER).hours == 0  # nothing new
     store(dynamodb, config, readings)  # every reading flushed again: all of it new once more
     again = aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
-    assert (again.hours, again.days, again.consumed) == (0, 0, 480)  # recomputed, found unchanged
+    assert (again.hours, again.days, again.consumed) == (0, 0, 8)  # recomputed, found unchanged; 8 markers
     assert (stored(dynamodb, config, "hours"), stored(dynamodb, config, "days")) == first
 
 
@@ -318,11 +322,13 @@ def test_one_sensor_day_is_batched(dynamodb, config):
     calls = []
     dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **kw: calls.append(model.name))
     aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
-    writes = calls.count("BatchWriteItem")
-    # 1440 minutes + 24 hours re-put without pk_status, 24 hours + 1 day: 60 batches of 25
-    assert writes <= 62, calls
-    assert calls.count("Query") <= 30, calls  # registry, 2 index, 24 hours, a few neighbours
-    assert set(calls) <= {"Query", "BatchWriteItem"}
+    # 24 hours + 1 day: 1 batch of 25 (no day marker: the day is over); one delete per hour's marker
+    assert calls.count("BatchWriteItem") == 1, calls
+    assert calls.count("DeleteItem") == 24, calls
+    assert calls.count("Query") <= 30, calls  # registry, 2 marker partitions, 24 hours, a few neighbours
+    # the first run looks once whether the tables still have the old status-index
+    assert calls.count("DescribeTable") == 2
+    assert set(calls) <= {"Query", "BatchWriteItem", "DeleteItem", "DescribeTable"}
     assert stored(dynamodb, config, "days")[DAY1] == pin(1440, 1440, 0, 0, 1440)
 
 
@@ -330,26 +336,24 @@ def test_sensors_are_found_from_the_registry_and_narrowed(dynamodb, config):
     store(dynamodb, config, span("10:00", "10:05", 1), sensor="4")
     store(dynamodb, config, span("10:00", "10:05", 0), sensor="17")
     assert aggregate.aggregate(config, DEVICE, sensors=["17"], client=dynamodb, now=LATER).touched.keys() == {"17"}
-    assert awaiting(dynamodb, config, "4") == 5
+    assert awaiting(dynamodb, config, "4") == 1  # its hour's marker
     assert aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER).touched.keys() == {"4"}
 
 
 def test_a_crash_before_the_hours_were_consumed_is_finished_by_the_next_run(dynamodb, config, monkeypatch):
     store(dynamodb, config, span("10:00", "12:00", 1))
-    original = dynamo.put_all
     calls = []
 
-    def crash_on_consume(client, items, budget=300.0):
-        calls.append(items)
-        if len(calls) == 2:  # the first batch of consumption writes
-            raise dynamo.CloudUnreachable("link lost")
-        return original(client, items, budget)
+    def crash_on_consume(*args):
+        calls.append(args)
+        raise dynamo.CloudUnreachable("link lost")  # the first marker's delete
 
-    monkeypatch.setattr(dynamo, "put_all", crash_on_consume)
+    original = dynamo.delete_marker
+    monkeypatch.setattr(dynamo, "delete_marker", crash_on_consume)
     with pytest.raises(dynamo.CloudUnreachable):
         aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
-    monkeypatch.setattr(dynamo, "put_all", original)
-    assert awaiting(dynamodb, config) == 120 + 2  # every minute and both hours still new
+    monkeypatch.setattr(dynamo, "delete_marker", original)
+    assert len(calls) == 1 and awaiting(dynamodb, config) == 2  # both hours' markers still there
     aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
     assert awaiting(dynamodb, config) == 0
     assert stored(dynamodb, config, "days")[DAY1] == pin(120, 120, 0, 0, 1440)
@@ -418,7 +422,7 @@ def test_a_second_aggregator_leaves_the_work_to_the_first(server_env, server_cli
         busy = run_script("aggregate.py", "--device", DEVICE, env=server_env)
     assert (busy.returncode, busy.stderr) == (0, "")
     config = {"table_prefix": server_env["BLACKOUT_TABLE_PREFIX"]}
-    assert stored(server_client, config, "hours") == {} and awaiting(server_client, config) == 30
+    assert stored(server_client, config, "hours") == {} and awaiting(server_client, config) == 1
     log_text = "".join(p.read_text() for p in (buffer.directory.parent / "logs").glob("*.log"))
     assert "another aggregation is running" in log_text
     assert run_script("aggregate.py", "--device", DEVICE, env=server_env).returncode == 0

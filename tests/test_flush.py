@@ -29,7 +29,13 @@ def count_calls(client):
 
 def table_items(client, config):
     table = dynamo.table_names(config["table_prefix"])["minutes"]
-    return [dynamo.plain(item) for item in client.scan(TableName=table)["Items"] if "ts" in item]
+    return [dynamo.plain(item) for item in client.scan(TableName=table)["Items"] if "#date#" in item["pk"]["S"]]
+
+
+def markers(client, config, sensor="4"):
+    """{sk: ts} of the sensor's markers of new hours."""
+    table = dynamo.table_names(config["table_prefix"])["minutes"]
+    return dynamo.markers(client, table, config["device"], sensor)
 
 
 @pytest.mark.parametrize("function, args, expected", [
@@ -45,20 +51,23 @@ def test_key_formats(function, args, expected):
     assert function(*args) == expected
 
 
-def test_1000_readings_take_40_batches(dynamodb, config):
+def test_1000_readings_take_40_batches_and_10_of_markers(dynamodb, config):
     store, readings = fill(config, 1000)
     calls = count_calls(dynamodb)
     # time stands still: the budget (tested on its own) must not cut this short on a slow machine
     result = dynamo.flush(config, client=dynamodb, clock=lambda: 0.0)
-    assert (result.sent, result.left, result.batches) == (1000, 0, 40)
-    assert calls.count("BatchWriteItem") == 40
+    # 40 batches of readings in 10 rounds of 100, each round followed by one batch of the markers
+    # of its hours (written after them; 17 hours in all)
+    assert (result.sent, result.left, result.batches) == (1000, 0, 50)
+    assert calls.count("BatchWriteItem") == 50
+    assert len(markers(dynamodb, config)) == 17
     assert calls.count("PutItem") == 1  # the sensor's registry item, once
     assert len(table_items(dynamodb, config)) == 1000
     assert store.count() == 0
     calls.clear()
     fill(config, 10, start=START + dt.timedelta(days=1))
     dynamo.flush(config, client=dynamodb)
-    assert calls == ["BatchWriteItem"]  # the registry is remembered across runs
+    assert calls == ["BatchWriteItem"] * 2  # the registry is remembered across runs; readings, markers
 
 
 def test_the_registry_is_written_again_on_a_new_day(dynamodb, config, monkeypatch):
@@ -84,7 +93,7 @@ def test_two_readings_of_one_minute_collapse_and_the_later_wins(dynamodb, config
     store.write(filebuffer.Reading(config["device"], "4", START, {"reading": 1}))
     store.write(filebuffer.Reading(config["device"], "4", START + dt.timedelta(seconds=30), {"reading": 0}))
     result = dynamo.flush(config, client=dynamodb)
-    assert (result.sent, result.batches) == (2, 1)
+    assert (result.sent, result.batches) == (2, 2)  # the reading, then its hour's marker
     (item,) = table_items(dynamodb, config)
     assert (item["reading"], item["ts"]) == (0, "2025-06-21T19:00:33.241969+00:00")
 
@@ -98,7 +107,7 @@ class PartialClient:
     def batch_write_item(self, RequestItems):
         (table, requests), = RequestItems.items()
         self.requests.append(len(requests))
-        if self.rounds > 0 or self.rounds < 0:
+        if (self.rounds > 0 or self.rounds < 0) and "#date#" in requests[0]["PutRequest"]["Item"]["pk"]["S"]:
             self.rounds -= 1
             return {"UnprocessedItems": {table: requests[:self.keep]}}
         return {"UnprocessedItems": {}}
@@ -112,7 +121,7 @@ def test_unprocessed_items_are_retried_with_growing_jittered_backoff(config):
     client, sleeps = PartialClient(unprocessed_rounds=4), []
     result = dynamo.flush(config, client=client, sleep=sleeps.append)
     assert result.sent == 25 and filebuffer.Buffer(config["buffer_dir"]).count() == 0
-    assert client.requests == [25, 5, 5, 5, 5]  # only the unprocessed items are resent
+    assert client.requests == [25, 5, 5, 5, 5, 1]  # only the unprocessed items are resent; then the marker
     caps = [min(dynamo.BACKOFF_CAP_SECONDS, dynamo.BACKOFF_BASE_SECONDS * 2 ** n) for n in range(1, 5)]
     assert len(sleeps) == 4 and all(0 <= delay <= cap for delay, cap in zip(sleeps, caps))
 
@@ -146,7 +155,7 @@ def test_a_file_is_deleted_only_after_its_batch_was_acknowledged(dynamodb, confi
     with pytest.raises(dynamo.CloudUnreachable):
         dynamo.flush(config, client=dynamodb)
     # the other batches of the round landed and their files are gone; the next round never started
-    assert sorted(sent) == [25, 25, 25]
+    assert sorted(sent) == [2, 25, 25, 25]  # and the markers of their two hours
     stored = {(item["pk"], item["sk"]) for item in table_items(dynamodb, config)}
     buffered = {path.name for path in store.pending()}
     assert len(stored) == 75 and len(buffered) == 85

@@ -54,9 +54,14 @@ def test_one_cron_minute_stores_both_sensors_with_one_process_and_one_batch(moto
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")  # quiet on success
     assert dynamo.sensors_of(server_client, minute_table(env), DEVICE) == ["4", "bme280"]
     assert len(stored_keys(server_client, minute_table(env))) == 2
-    (batch,) = batches  # both readings in one BatchWriteItem
+    # both readings in one BatchWriteItem, then (once an hour: here the minute's first flush) the
+    # markers of their hour in another
+    batch, marking = batches
     (requests,) = batch.body["RequestItems"].values()
     assert sorted(r["PutRequest"]["Item"]["pk"]["S"].split("#")[3] for r in requests) == ["4", "bme280"]
+    (markers,) = marking.body["RequestItems"].values()
+    assert sorted(r["PutRequest"]["Item"]["pk"]["S"] for r in markers) == [
+        dynamo.status_key(DEVICE, "4"), dynamo.status_key(DEVICE, "bme280")]
     readers = [line.split()[1] for line in log_lines(env) if " INFO sensor " in line]
     assert len(readers) == 2 and len(set(readers)) == 1 and readers[0].startswith("read_pin[")  # one process
     assert buffer_state(env["BLACKOUT_BUFFER_DIR"])["pending"] == []

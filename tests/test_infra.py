@@ -105,7 +105,7 @@ def test_tables_match_dynamo_table_definition(template):
         assert "ProvisionedThroughput" not in properties
         assert sorted(map(str, properties["AttributeDefinitions"])) == sorted(map(str, expected["AttributeDefinitions"]))
         assert properties["KeySchema"] == expected["KeySchema"]
-        assert properties["GlobalSecondaryIndexes"] == expected["GlobalSecondaryIndexes"]
+        assert properties.get("GlobalSecondaryIndexes") == expected.get("GlobalSecondaryIndexes") is None
         assert "LocalSecondaryIndexes" not in properties
 
 

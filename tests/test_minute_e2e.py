@@ -46,9 +46,11 @@ def test_read_pin_stores_the_exact_item(server_env, server_client):
         "pk": "device#alex_rpi#sensor#4#date#2025-06-21-19",
         "sk": "time#00",
         "ts": "2025-06-21T19:00:03.241969+00:00",
-        "pk_status": "device#alex_rpi#sensor#4#status#new",
         "reading": 0,
     }]
+    # and the marker of its hour, written when it was flushed (long after the hour ended)
+    (marker,) = items_of(server_client, f"{prefix}-minutes", "device#alex_rpi#sensor#4#status#new")
+    assert marker["sk"] == "hour#2025-06-21-19" and set(marker) == {"pk", "sk", "ts"}
     assert items_of(server_client, f"{prefix}-minutes", "device#alex_rpi#registry") == [
         {"pk": "device#alex_rpi#registry", "sk": "sensor#4", "device": DEVICE, "sensor": "4"}]
     assert buffered(server_env) == []
@@ -64,8 +66,7 @@ def test_read_env_stores_the_exact_item(server_env, server_client):
     items = items_of(server_client, f"{server_env['BLACKOUT_TABLE_PREFIX']}-minutes",
                      "device#alex_rpi#sensor#bme280#date#2025-06-21-19")
     assert items == [{"pk": "device#alex_rpi#sensor#bme280#date#2025-06-21-19", "sk": "time#07",
-                      "ts": "2025-06-21T19:07:00.000000+00:00",
-                      "pk_status": "device#alex_rpi#sensor#bme280#status#new", **values}]
+                      "ts": "2025-06-21T19:07:00.000000+00:00", **values}]
     assert set(values) == {"temperature_c", "humidity_pct", "pressure_hpa"}
     assert buffered(server_env) == []
 
@@ -151,7 +152,8 @@ def test_the_readme_queries_answer(server_env, server_client):
     minutes, awaiting = answers[0], answers[-1]
     assert minutes["Count"] == 60
     assert {item["sk"]["S"] for item in minutes["Items"]} == {f"time#{m:02d}" for m in range(60)}
-    assert awaiting["Count"] == 60
+    assert awaiting["Count"] == 1  # the marker of the one hour flushed
+    assert [item["sk"]["S"] for item in awaiting["Items"]] == ["hour#2025-06-21-19"]
     aggregate = run_script("aggregate.py", "--device", DEVICE, env=server_env)
     assert aggregate.returncode == 0, aggregate.stderr
     hours = subprocess.run([aws, *commands[1][1:]], env=server_env, capture_output=True, text=True)
@@ -170,7 +172,7 @@ def test_offline_readings_wait_and_then_land_once(server_env, server_client):
     back = run_script("dynamo.py", "flush", env=server_env)
     assert (back.returncode, back.stdout, back.stderr) == (0, "", "")
     assert buffered(server_env) == []
-    assert "flushed 3 readings in 1 batches, 0 left" in log_text(server_env)
+    assert "flushed 3 readings in 2 batches, 0 left" in log_text(server_env)  # the readings, then their hour's marker
     items = items_of(server_client, f"{server_env['BLACKOUT_TABLE_PREFIX']}-minutes",
                      "device#alex_rpi#sensor#4#date#2025-06-21-19")
     assert [item["sk"] for item in items] == ["time#00", "time#01", "time#02"]
@@ -206,8 +208,6 @@ def test_create_tables_layout(server_env, moto_server, retention, ttl):
         assert table["TableStatus"] == "ACTIVE"
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
         assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
-        (index,) = table["GlobalSecondaryIndexes"]
-        assert (index["IndexName"], [k["AttributeName"] for k in index["KeySchema"]]) == (
-            "status-index", ["pk_status", "ts"])
+        assert not table.get("GlobalSecondaryIndexes")  # new hours are marker items
     status = client.describe_time_to_live(TableName=f"{prefix}-minutes")["TimeToLiveDescription"]
     assert status["TimeToLiveStatus"] == ttl

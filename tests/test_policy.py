@@ -11,7 +11,8 @@ import policy
 from tests.conftest import run_script
 from tests.strict_dynamodb import iam_match
 
-DEVICE_ACTIONS = {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query"}
+DEVICE_ACTIONS = {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query",
+                  "dynamodb:UpdateItem"}
 ARN_RE = re.compile(r"^arn:aws:dynamodb:\*:\*:table/(?P<table>[A-Za-z0-9_.-]+)(?P<index>/index/status-index)?$")
 
 
@@ -54,7 +55,7 @@ def test_device_policy_structure(env):
     assert sorted(describe["Resource"]) == sorted(f"arn:aws:dynamodb:*:*:table/home-{k}" for k in ("minutes", "hours", "days"))
 
 
-def test_no_wildcard_actions_no_scan_no_delete(env):
+def test_no_wildcard_actions_no_scan_no_delete_but_the_devices_own_markers(env):
     for args in (["--device", "alex_rpi", "--bucket", "my-bucket"], ["--admin"]):
         document = policy_cli(env, *args)
         for statement in document["Statement"]:
@@ -63,7 +64,11 @@ def test_no_wildcard_actions_no_scan_no_delete(env):
                 assert "*" not in action and "?" not in action
                 name = action.split(":", 1)[1]
                 assert name not in ("Scan", "DeleteTable", "PartiQLSelect", "ExecuteStatement")
-                assert not name.startswith(("Delete", "BatchGet", "Get", "List", "Export", "Restore"))
+                assert not name.startswith(("BatchGet", "Get", "List", "Export", "Restore"))
+                # DeleteItem only (markers of new hours), and only under LeadingKeys device#NAME#*
+                assert not name.startswith("Delete") or (
+                    name == "DeleteItem" and statement["Condition"]["ForAllValues:StringLike"]
+                    ["dynamodb:LeadingKeys"] == ["device#alex_rpi#*"])
             for arn in statement["Resource"]:
                 if arn.startswith("arn:aws:dynamodb"):
                     # the region and the account are the only wildcards

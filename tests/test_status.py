@@ -33,11 +33,11 @@ def sensor_line(config, client, now, sensor="4"):
     return line
 
 
-def test_minutes_of_the_hour_under_way_are_said_to_wait_for_their_run(stored, config):
+def test_hours_waiting_and_the_hour_under_way_are_said_to_wait_for_their_run(stored, config):
     now = END - dt.timedelta(seconds=30)  # 01:59:30: the hour 01:00 is under way
     assert sensor_line(config, stored, now) == (
-        "device alex_rpi sensor 4: newest reading 2025-06-22 01:59 UTC; 240 minutes awaiting aggregation "
-        "(60 in the hour under way, which the first run after it ends aggregates); "
+        "device alex_rpi sensor 4: newest reading 2025-06-22 01:59 UTC; 4 hours awaiting aggregation "
+        "(the hour under way among them, which the first run after it ends aggregates); "
         "no hour aggregated in the last 62 days")
 
 
@@ -45,7 +45,7 @@ def test_after_aggregating_status_names_the_newest_hour(stored, config):
     now = END + dt.timedelta(minutes=10)
     aggregate.aggregate(config, config["device"], client=stored, now=now)
     assert sensor_line(config, stored, now) == (
-        "device alex_rpi sensor 4: newest reading 2025-06-22 01:59 UTC; 0 minutes awaiting aggregation; "
+        "device alex_rpi sensor 4: newest reading 2025-06-22 01:59 UTC; 0 hours awaiting aggregation; "
         "newest aggregated hour 2025-06-22 01:00 UTC")
 
 
@@ -54,7 +54,7 @@ def test_history_older_than_the_windows_says_how_far_status_looked(stored, confi
     aggregate.aggregate(config, config["device"], client=stored, now=now)
     later = END + dt.timedelta(days=100)
     assert sensor_line(config, stored, later) == (
-        "device alex_rpi sensor 4: no reading in the last 72 hours; 0 minutes awaiting aggregation; "
+        "device alex_rpi sensor 4: no reading in the last 72 hours; 0 hours awaiting aggregation; "
         "no hour aggregated in the last 62 days")
 
 
