@@ -88,6 +88,15 @@ def registry_key(device, sensor):
     return f"device#{device}#registry", f"sensor#{sensor}"
 
 
+def latest_key(device, sensor):
+    """(pk, sk) of the item that holds the `ts` of a sensor's newest reading (minutes table).
+
+    The flush keeps it (at most one write per sensor and hour), so `status` and the watchdog
+    find the newest reading with a Query by key, however old it is.
+    """
+    return f"device#{device}#latest", f"sensor#{sensor}"
+
+
 def watchdog_key(device):
     """(pk, sk) of the watchdog's state item of `device` (kept in the minutes table).
 
@@ -525,6 +534,52 @@ def register_sensors(client, buffer, table, readings, known, today):
                                     json.dumps({entry: today for entry in sorted(known)}))
 
 
+LATEST_FILE = ".latest.json"
+
+
+def _hour_of(ts):
+    return ts.astimezone(dt.timezone.utc).strftime("%Y-%m-%d-%H")
+
+
+def note_latest(client, buffer, table, newest):
+    """Keep each sensor's `latest` item at its newest reading, writing only when the reading's
+    hour is past the hour this buffer last wrote there: one small write per sensor and hour,
+    not one per reading. `newest` maps (device, sensor) to the newest acknowledged reading's ts.
+
+    The write is conditional on advancing the stored `ts`, so readings replayed from the past
+    (`--at`, a held file put back) never move it back. `status` reads the newest reading from
+    the minute partitions of that hour and the next.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    meta = getattr(client, "meta", None)  # test stubs have none
+    place = f"{getattr(meta, 'endpoint_url', '')}|{getattr(meta, 'region_name', '')}|{table}"
+    try:
+        written = json.loads((buffer.directory / LATEST_FILE).read_text())
+        written = written if isinstance(written, dict) else {}
+    except (OSError, ValueError):
+        written = {}
+    changed = False
+    for (device, sensor), ts in sorted(newest.items()):
+        entry = f"{place}|{device}|{sensor}"
+        if str(written.get(entry, "")) >= _hour_of(ts):
+            continue
+        pk, sk = latest_key(device, sensor)
+        try:
+            client.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": sk}, "device": {"S": device},
+                                                   "sensor": {"S": sensor}, "ts": {"S": format_ts(ts)}},
+                            ConditionExpression="attribute_not_exists(ts) OR ts < :ts",
+                            ExpressionAttributeValues={":ts": {"S": format_ts(ts)}})
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise classify(error, table) from None  # else a newer reading is there already: fine
+        except BotoCoreError as error:
+            raise classify(error, table) from None
+        written[entry], changed = _hour_of(ts), True
+    if changed:
+        filebuffer.write_atomically(buffer.directory, LATEST_FILE, json.dumps(written, sort_keys=True))
+
+
 def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic, sleep=time.sleep):
     """Send buffered readings oldest first in batches of 25; delete each file once acknowledged.
 
@@ -539,6 +594,7 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
     buffer = filebuffer.Buffer(config["buffer_dir"])
     table = table_names(config["table_prefix"])["minutes"]
     result = FlushResult()
+    newest = {}  # (device, sensor) -> ts of the newest reading DynamoDB acknowledged
     deadline = clock() + budget
     with buffer.lock():
         paths = buffer.pending()
@@ -574,7 +630,8 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
                 """Write one batch, then delete the files of what DynamoDB acknowledged."""
                 acknowledged = batch_write(client, table, batch, deadline, sleep=sleep, clock=clock)
                 done = [path for request in acknowledged for path in pending[_request_key(request)][1]]
-                return buffer.remove(done), len(acknowledged) < len(batch)
+                stored = [pending[_request_key(request)][0] for request in acknowledged]
+                return buffer.remove(done), len(acknowledged) < len(batch), stored
 
             failure, stuck = None, False
             for outcome in _concurrently(send, batches):
@@ -584,11 +641,16 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
                 result.batches += 1
                 result.sent += outcome[0]
                 stuck = stuck or outcome[1]
+                for reading in outcome[2]:
+                    key = (reading.device, reading.sensor)
+                    newest[key] = max(newest.get(key, reading.ts), reading.ts)
             if failure is not None:
                 raise failure  # once every acknowledged file is gone: nothing is sent twice
             if stuck:
                 log.info("flush budget spent retrying unprocessed items")
                 break
+        if newest:
+            note_latest(client, buffer, table, newest)
         result.left = buffer.count()
     return result
 
@@ -671,6 +733,28 @@ def minute_range(client, table, device, sensor, start, end, newest_first=False, 
             found += 1
             if limit and found >= limit:
                 return
+
+
+def latest_times(client, table, device):
+    """{sensor: ts} of the device's `latest` items (see latest_key): one Query, whatever the age."""
+    pk, _ = latest_key(device, "")
+    return {item["sensor"]: dt.datetime.fromisoformat(item["ts"])
+            for item in map(plain, query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
+                                             ExpressionAttributeValues={":pk": {"S": pk}}))}
+
+
+def newest_reading_from(client, table, device, sensor, latest, until=None):
+    """The sensor's newest minute item (plain) from the hour of `latest` (its `latest` item's
+    ts) to the end of the hour after it, and not after `until`: the flush moves `latest` on
+    with each new hour, so the newest reading is there (the next hour, should the process have
+    stopped between the readings' write and that of `latest`). One or two Queries."""
+    start = latest.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = start + dt.timedelta(hours=1, minutes=59)
+    if until is not None:
+        end = min(end, until)
+    if end < start:
+        return None
+    return next(iter(minute_range(client, table, device, sensor, start, end, newest_first=True, limit=1)), None)
 
 
 def newest_item(client, table, partitions):
