@@ -594,7 +594,7 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
     buffer = filebuffer.Buffer(config["buffer_dir"])
     table = table_names(config["table_prefix"])["minutes"]
     result = FlushResult()
-    newest = {}  # (device, sensor) -> ts of the newest reading DynamoDB acknowledged
+    latest = {}  # (device, sensor) -> ts of the newest reading DynamoDB acknowledged
     deadline = clock() + budget
     with buffer.lock():
         paths = buffer.pending()
@@ -643,14 +643,14 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
                 stuck = stuck or outcome[1]
                 for reading in outcome[2]:
                     key = (reading.device, reading.sensor)
-                    newest[key] = max(newest.get(key, reading.ts), reading.ts)
+                    latest[key] = max(latest.get(key, reading.ts), reading.ts)
             if failure is not None:
                 raise failure  # once every acknowledged file is gone: nothing is sent twice
             if stuck:
                 log.info("flush budget spent retrying unprocessed items")
                 break
-        if newest:
-            note_latest(client, buffer, table, newest)
+        if latest:
+            note_latest(client, buffer, table, latest)
         result.left = buffer.count()
     return result
 
