@@ -86,5 +86,6 @@ def test_the_watchdogs_help_says_what_readme_says():
     help_text = watchdog.build_parser().format_help()
     for flag, metavar in re.findall(r"\[(--[a-z-]+) ([A-Z0-9]+)", command):
         assert f"{flag} {metavar}" in help_text, (flag, metavar)
-    webhook = help_text[help_text.index("--webhook-url"):help_text.index("--sns-topic-arn")]
+    options = help_text[help_text.index("options:"):]
+    webhook = options[options.index("--webhook-url"):options.index("--sns-topic-arn")]
     assert "watchdog" in webhook  # the watchdog posts its silent and back there too
