@@ -33,6 +33,7 @@ from utils import utc_now
 from watchdog_state import load_watchdog_state
 
 STATUS_MONTHS = 13  # how far back `status` looks for days items of another time zone
+STATUS_WORKERS = 8  # months of days items read at once (aws_client's pool holds 10 connections)
 def count_awaiting(client, table, device, sensor, since=None):
     """How many minute items of the sensor wait for the aggregator (from `since` on, if given)."""
     total, kwargs = 0, {
@@ -75,14 +76,21 @@ def newest_readings(client, table, device, now, sensors=None):
 
 
 def days_items(client, table, device, sensor, month, months_back=STATUS_MONTHS):
-    """The plain days items of the `months_back` months up to the local `month`, oldest first."""
-    items, month = [], month.replace(day=1)
+    """The plain days items of the `months_back` months up to the local `month`, oldest first
+    (one Query a month, several at once: the client is thread-safe)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    months, month = [], month.replace(day=1)
     for _ in range(months_back):
-        pk, _sk = day_key(device, sensor, month)
-        items[:0] = map(plain, query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
-                                         ExpressionAttributeValues={":pk": {"S": pk}}))
+        months.append(month)
         month = (month - dt.timedelta(days=1)).replace(day=1)
-    return items
+
+    def of_month(month):
+        return list(map(plain, query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
+                                         ExpressionAttributeValues={":pk": {"S": day_key(device, sensor, month)[0]}})))
+
+    with ThreadPoolExecutor(max_workers=STATUS_WORKERS) as pool:
+        return [item for items in reversed(list(pool.map(of_month, months))) for item in items]
 
 
 def newest_aggregated_hour(client, table, device, sensor, anchor, days=(), days_back=STATUS_DAYS_BACK):
