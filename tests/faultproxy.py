@@ -413,12 +413,12 @@ def wire_checker(prefix):
 
 
 def stored_keys(client, table):
-    """Every (pk, sk) of the reading items in `table` (registry items left out), by Scan."""
+    """Every (pk, sk) of the reading items in `table` (registry and latest items left out), by Scan."""
     keys, kwargs = [], {"TableName": table, "ProjectionExpression": "pk, sk"}
     while True:
         page = client.scan(**kwargs)
         keys += [(item["pk"]["S"], item["sk"]["S"]) for item in page["Items"]
-                 if not item["pk"]["S"].endswith("#registry")]
+                 if item["sk"]["S"].startswith("time#")]
         if "LastEvaluatedKey" not in page:
             return keys
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
