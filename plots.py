@@ -67,7 +67,11 @@ def clock_ticks(low, high, zone, every_hours=TICK_EVERY_HOURS):
         elif local.minute or local.hour % every_hours:
             continue
         ticks.append((k * 60, label))
-    return ticks
+    # a tick an hour before a change would print over it (03:00 EEST under 03:00 EET): the
+    # change's label says which hour it is
+    changes = [minute for minute, label in ticks if "\n" in label]
+    return [(minute, label) for minute, label in ticks
+            if "\n" in label or not any(0 < change - minute < 120 for change in changes)]
 
 
 def power_timeline(minutes, dates, zone, now, title):
@@ -100,9 +104,9 @@ def power_timeline(minutes, dates, zone, now, title):
         axis.set_xlim(0, longest)
     axes[0, 0].set_title(title)
     axes[-1, 0].set_xlabel(f"local time ({zone.key}); each day on its own clock")
-    axes[-1, 0].legend(handles=[Patch(color=ON_COLOUR, label="power ON"), Patch(color=OFF_COLOUR, label="power OFF"),
-                                Patch(color=UNKNOWN_COLOUR, label="no reading")],
-                       loc="upper center", bbox_to_anchor=(0.5, -0.9), ncol=3, frameon=False)
+    figure.legend(handles=[Patch(color=ON_COLOUR, label="power ON"), Patch(color=OFF_COLOUR, label="power OFF"),
+                           Patch(color=UNKNOWN_COLOUR, label="no reading")],
+                  loc="outside lower center", ncol=3, frameon=False)
     return figure
 
 
