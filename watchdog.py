@@ -212,7 +212,7 @@ def decide(state, readings, now, silent_after, zone=None):
     if not verdict["complete"] and now < resumed_at + silent_after:
         return (new, []) if phase == "silent" else (None, [])  # the backlog may still be on its way
     text = back_text(device, verdict, zone, now)
-    new.update(phase="watching")
+    new.update(phase="watching", back_ts=iso(verdict["back_ts"]))  # where the silence ended, as told
     return new, [announcement(device, "back", silent_since, verdict["back_ts"], text, verdict)]
 
 
