@@ -77,6 +77,8 @@ class AggregateResult:
     hours: int = 0  # hours items written
     days: int = 0  # days items written
     consumed: int = 0  # markers of new hours deleted (minutes and hours tables)
+    recomputed_hours: int = 0  # hours and days computed, whether or not their items changed
+    recomputed_days: int = 0
     touched: dict = field(default_factory=dict)  # sensor -> {UTC date} whose partitions changed
 
 
@@ -367,6 +369,8 @@ def aggregate_sensor(client, tables, device, sensor, now, result, zone=None, reb
                       if statistics_of(history.stored_hour(hour)) != stats}
         writes = [(tables["hours"], item) for item in hour_items.values()]
         stats = local_day_stats(history, day, now)
+        result.recomputed_hours += len(computed)
+        result.recomputed_days += stats is not None
         start, end = aggregation.day_window(day, history.zone)
         settled = now - SETTLE
         if end > settled:  # the day is recomputed again once it is over (its `expected` grows)
@@ -633,6 +637,8 @@ def main(argv=None):
                 result = rebuild_days(config, config["device"], *days_range, sensors, client=client)
                 log.info("rebuilt %d days items of %s from %s to %s in %s", result.days, config["device"],
                          *days_range, make_zone(config.get("timezone")).key)
+                print(f"rebuilt the days of {config['device']} from {days_range[0]} to {days_range[1]} in "
+                      f"{make_zone(config.get('timezone')).key}: {result.days} days items changed")
                 if mirror_configured(config):
                     mirror_touched(config, config["device"], result.touched, client)
                 return EXIT_OK
@@ -650,6 +656,10 @@ def main(argv=None):
             if result.hours or result.days:
                 log.info("aggregated %d hours and %d days of %s; %d markers deleted",
                          result.hours, result.days, config["device"], result.consumed)
+            if rebuild:  # asked for by a person, who wants to know what it did (the hourly run stays quiet)
+                print(f"rebuilt {config['device']} from {rebuild[0]} to {rebuild[1]} (UTC dates): "
+                      f"{result.recomputed_hours} hours and {result.recomputed_days} days recomputed "
+                      f"from their minutes; changed: {result.hours} hours items, {result.days} days items")
             if mirror_configured(config):
                 mirror_touched(config, config["device"], result.touched, client)
     except filebuffer.BufferLocked:

@@ -108,6 +108,15 @@ def registry_key(device, sensor):
     return f"device#{device}#registry", f"sensor#{sensor}"
 
 
+def latest_key(device, sensor):
+    """(pk, sk) of the item that holds the `ts` of a sensor's newest reading (minutes table).
+
+    The flush keeps it (at most one write per sensor and hour), so `status` and the watchdog
+    find the newest reading with a Query by key, however old it is.
+    """
+    return f"device#{device}#latest", f"sensor#{sensor}"
+
+
 def watchdog_key(device):
     """(pk, sk) of the watchdog's state item of `device` (kept in the minutes table).
 
@@ -583,8 +592,7 @@ def register_sensors(client, buffer, table, readings, known, today):
     `known` is the set of entries already registered today; it is updated in place. An entry
     names the endpoint and region too: the same buffer may have served another.
     """
-    meta = getattr(client, "meta", None)  # test stubs have none
-    place = f"{getattr(meta, 'endpoint_url', '')}|{getattr(meta, 'region_name', '')}|{table}"
+    place = table_place(client, table)
     new = {f"{place}|{r.device}|{r.sensor}" for r in readings} - known
     for entry in sorted(new):
         device, sensor = entry.rsplit("|", 2)[-2:]
@@ -631,6 +639,58 @@ def markers_due(buffer, place, readings, now):
     return list(items.values()), remembered, under_way
 
 
+LATEST_FILE = ".latest.json"
+
+
+def table_place(client, table):
+    """endpoint|region|table: what the buffer's records of writes (markers, latest, the upgrade)
+    are kept per, so recreated tables or another endpoint start afresh."""
+    meta = getattr(client, "meta", None)  # test stubs have none
+    return f"{getattr(meta, 'endpoint_url', '')}|{getattr(meta, 'region_name', '')}|{table}"
+
+
+def _hour_label(ts):
+    return ts.astimezone(dt.timezone.utc).strftime("%Y-%m-%d-%H")
+
+
+def note_latest(client, buffer, table, newest):
+    """Keep each sensor's `latest` item at its newest reading, writing only when the reading's
+    hour is past the hour this buffer last wrote there: one small write per sensor and hour,
+    not one per reading. `newest` maps (device, sensor) to the newest acknowledged reading's ts.
+
+    The write is conditional on advancing the stored `ts`, so readings replayed from the past
+    (`--at`, a held file put back) never move it back. `status` reads the newest reading from
+    the minute partitions of that hour and the next.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    place = table_place(client, table)
+    try:
+        written = json.loads((buffer.directory / LATEST_FILE).read_text())
+        written = written if isinstance(written, dict) else {}
+    except (OSError, ValueError):
+        written = {}
+    changed = False
+    for (device, sensor), ts in sorted(newest.items()):
+        entry = f"{place}|{device}|{sensor}"
+        if str(written.get(entry, "")) >= _hour_label(ts):
+            continue
+        pk, sk = latest_key(device, sensor)
+        try:
+            client.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": sk}, "device": {"S": device},
+                                                   "sensor": {"S": sensor}, "ts": {"S": format_ts(ts)}},
+                            ConditionExpression="attribute_not_exists(ts) OR ts < :ts",
+                            ExpressionAttributeValues={":ts": {"S": format_ts(ts)}})
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise classify(error, table) from None  # else a newer reading is there already: fine
+        except BotoCoreError as error:
+            raise classify(error, table) from None
+        written[entry], changed = _hour_label(ts), True
+    if changed:
+        filebuffer.write_atomically(buffer.directory, LATEST_FILE, json.dumps(written, sort_keys=True))
+
+
 def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic, sleep=time.sleep):
     """Send buffered readings oldest first in batches of 25, then the markers of their hours;
     delete each file once its reading and its hour's marker are acknowledged.
@@ -647,6 +707,7 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
     buffer = filebuffer.Buffer(config["buffer_dir"])
     table = table_names(config["table_prefix"])["minutes"]
     result = FlushResult()
+    latest = {}  # (device, sensor) -> ts of the newest reading DynamoDB acknowledged
     deadline = clock() + budget
     with buffer.lock():
         paths = buffer.pending()
@@ -689,11 +750,16 @@ def flush(config, budget=FLUSH_BUDGET_SECONDS, client=None, clock=time.monotonic
             # each round marks its hours and removes its files: a flush cut short keeps its progress
             if stored:
                 result.sent += _mark_and_remove(client, buffer, table, stored, deadline, sleep, clock, result)
+            for reading, _paths in stored:
+                key = (reading.device, reading.sensor)
+                latest[key] = max(latest.get(key, reading.ts), reading.ts)
             if failure is not None:
                 raise failure  # once every acknowledged file is gone: nothing is sent twice
             if stuck:
                 log.info("flush budget spent retrying unprocessed items")
                 break
+        if latest:
+            note_latest(client, buffer, table, latest)
         result.left = buffer.count()
     return result
 
@@ -703,8 +769,7 @@ def _mark_and_remove(client, buffer, table, stored, deadline, sleep, clock, resu
     delete the files of the readings
     whose hour is marked (the others are sent again with their marker next time); returns how
     many files were deleted. Raises the marker write's failure after deleting what it can."""
-    meta = getattr(client, "meta", None)  # test stubs have none
-    place = f"{getattr(meta, 'endpoint_url', '')}|{getattr(meta, 'region_name', '')}|{table}"
+    place = table_place(client, table)
     marker_items, remembered, under_way = markers_due(buffer, place, [reading for reading, _ in stored], utc_now())
     marked, failure, _stuck = _send_all(client, table, [{"PutRequest": {"Item": item}} for item in marker_items],
                                         deadline, sleep, clock)
@@ -857,6 +922,40 @@ def minute_range(client, table, device, sensor, start, end, newest_first=False, 
             found += 1
             if limit and found >= limit:
                 return
+
+
+def latest_times(client, table, device):
+    """{sensor: ts} of the device's `latest` items (see latest_key): one Query, whatever the age.
+    An item that isn't one (written under the device's keys by anyone holding its credentials)
+    is skipped with a log line: its `ts` must be a time from 2024 to a day ahead."""
+    pk, _ = latest_key(device, "")
+    found, latest_allowed = {}, utc_now() + dt.timedelta(days=1)
+    for item in map(plain, query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
+                                     ExpressionAttributeValues={":pk": {"S": pk}})):
+        try:
+            sensor, ts = item["sensor"], dt.datetime.fromisoformat(item["ts"])
+            if (item["sk"], ts.tzinfo is None) != (latest_key(device, sensor)[1], False) \
+                    or not filebuffer.EARLIEST_PLAUSIBLE <= ts <= latest_allowed:
+                raise ValueError("not a latest item")
+        except (KeyError, TypeError, ValueError, OverflowError):
+            log.warning("skipping a bad latest item %s %s", pk[:200], str(item.get("sk"))[:50])
+            continue
+        found[sensor] = ts
+    return found
+
+
+def newest_reading_from(client, table, device, sensor, latest, until=None):
+    """The sensor's newest minute item (plain) from the hour of `latest` (its `latest` item's
+    ts) to the end of the hour after it, and not after `until`: the flush moves `latest` on
+    with each new hour, so the newest reading is there (the next hour, should the process have
+    stopped between the readings' write and that of `latest`). One or two Queries."""
+    start = latest.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = start + dt.timedelta(hours=1, minutes=59)
+    if until is not None:
+        end = min(end, until)
+    if end < start:
+        return None
+    return next(iter(minute_range(client, table, device, sensor, start, end, newest_first=True, limit=1)), None)
 
 
 def newest_item(client, table, partitions):

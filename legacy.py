@@ -22,11 +22,6 @@ log = logging.getLogger("aggregate")
 UPGRADED_FILE = ".upgraded.json"
 
 
-def _place(client, table):
-    meta = getattr(client, "meta", None)
-    return f"{getattr(meta, 'endpoint_url', '')}|{getattr(meta, 'region_name', '')}|{table}"
-
-
 def _upgraded(directory):
     try:
         return set(json.loads((directory / UPGRADED_FILE).read_text()))
@@ -56,7 +51,7 @@ def upgrade(client, tables, device, all_sensors, buffer_dir=None):
     marked = 0
     for kind in ("minutes", "hours"):
         table = tables[kind]
-        place = _place(client, table)
+        place = dynamo.table_place(client, table)
         if place in done:
             continue
         description = dynamo.call(client.describe_table, table, TableName=table)["Table"]

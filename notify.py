@@ -614,8 +614,9 @@ def describe(buffer_dir, timezone=None):
     return lines
 
 
-def status_lines(buffer_dir, device=None, now=None):
-    """What `dynamo.py status` shows: each pin's state and since when, the queue, the channels."""
+def status_lines(buffer_dir, device=None, now=None, zone=None):
+    """What `dynamo.py status` shows: each pin's state and since when, the queue, the channels
+    (times in `zone`, UTC when None)."""
     directory = notify_dir(buffer_dir)
     now = now or utc_now()
     for path in _json_files(directory):
@@ -625,27 +626,27 @@ def status_lines(buffer_dir, device=None, now=None):
             state = _read_json(path)
             if device and state.get("device") != device:
                 continue
-            since = clock_text(parse_iso(state["since"]), None, now)
-            last = clock_text(parse_iso(state["last_ts"]), None, now)
+            since = clock_text(parse_iso(state["since"]), zone, now)
+            last = clock_text(parse_iso(state["last_ts"]), zone, now)
             line = (f"device {state['device']} pin {state['sensor']}: power {STATES[state['state']].upper()} "
                     f"{'since' if state.get('since_known') else 'since at least'} {since} (last reading {last})")
             candidate = state.get("candidate")
             if candidate:
                 line += (f"; {STATES[candidate['value']].upper()} for {candidate['count']} reading(s) since "
-                         f"{clock_text(parse_iso(candidate['since']), None, now)}, not yet announced")
+                         f"{clock_text(parse_iso(candidate['since']), zone, now)}, not yet announced")
         except (OSError, ValueError, KeyError, TypeError) as error:
             line = f"pin state {path.name} unreadable: {error}"
         yield line
     waiting = _messages_in(directory / "queue")
     bad = len(_json_files(directory / "bad"))
     if waiting or bad or (directory / "queue").is_dir():
-        oldest = f", oldest from {clock_text(parse_iso(waiting[0]['at']), None, now)}" if waiting else ""
+        oldest = f", oldest from {clock_text(parse_iso(waiting[0]['at']), zone, now)}" if waiting else ""
         yield f"notifications: {len(waiting)} waiting{oldest}; {bad} given up (in {directory / 'bad'})"
     for name, state in sorted(_load_channel_states(directory).items()):
         with contextlib.suppress(KeyError, ValueError, TypeError):
             yield (f"notification channel {name}: failing since "
-                   f"{clock_text(parse_iso(state['failing_since']), None, now)} ({state['failures']} attempts), "
-                   f"next attempt {clock_text(parse_iso(state['next_attempt']), None, now)}: {state['last_error']}")
+                   f"{clock_text(parse_iso(state['failing_since']), zone, now)} ({state['failures']} attempts), "
+                   f"next attempt {clock_text(parse_iso(state['next_attempt']), zone, now)}: {state['last_error']}")
 
 
 # --- CLI: python notify.py list --------------------------------------------------------------

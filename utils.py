@@ -341,8 +341,8 @@ KEYS = {
     "telegram_api_url": (_http_url(secret=False), "https://api.telegram.org", "--telegram-api-url",
                          "Telegram Bot API base URL (default https://api.telegram.org)"),
     "webhook_url": (_http_url(secret=True), None, "--webhook-url",
-                    "URL that gets a JSON POST on each power change"),
-    "sns_topic_arn": (_sns_topic_arn, None, "--sns-topic-arn", "AWS SNS topic for power changes"),
+                    "URL that gets a JSON POST of each notification (power changes; the watchdog's silent and back)"),
+    "sns_topic_arn": (_sns_topic_arn, None, "--sns-topic-arn", "AWS SNS topic that gets each notification"),
     "apprise_urls": (_apprise_urls, None, "--apprise-url",
                      "one more notification channel, an Apprise URL such as ntfy://TOPIC; repeat "
                      "for more (replaces apprise_urls of config.toml; better there: flags show in ps)"),
@@ -357,6 +357,7 @@ KEYS = {
 
 
 REPEATABLE = {"apprise_urls"}
+METAVARS = {"silent_after": "MINUTES"}  # as README writes them; otherwise the key in capitals
 
 
 def add_config_flags(parser, keys):
@@ -364,7 +365,7 @@ def add_config_flags(parser, keys):
     for key in keys:
         _validator, _default, flag, help_text = KEYS[key]
         if flag:
-            parser.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=help_text,
+            parser.add_argument(flag, dest=key, metavar=METAVARS.get(key, key.upper()), default=None, help=help_text,
                                 action="append" if key in REPEATABLE else "store")
 
 

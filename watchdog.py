@@ -79,6 +79,10 @@ def judge(pins, silent_since, back_ts, silent_after):
     inside = sorted((ts, value) for ts, value in pins if silent_since < ts <= back_ts)
     times = [silent_since] + [ts for ts, _value in inside] + [back_ts]
     complete = bool(inside) and all(later - earlier <= silent_after for earlier, later in zip(times, times[1:]))
+    # the silence ends at the first reading after it: after the last stretch without one (the
+    # Pi was down), not at the newest reading the watchdog happened to see when it looked
+    ends = [later for earlier, later in zip(times[:-1], times[1:-1]) if later - earlier > silent_after]
+    back_ts = ends[-1] if ends else back_ts
     offs = [ts for ts, value in inside if value == 0]
     verdict = {"silent_since": silent_since, "back_ts": back_ts, "complete": complete,
                "off_minutes": len(offs), "off_from": None, "off_until": None,
@@ -148,9 +152,15 @@ class Readings:
         return self._fresh[0]
 
     def newest(self):
-        """The newest reading stamped no later than now (+ skew), within LOOK_BACK, or None."""
+        """The newest reading stamped no later than now (+ skew), or None: found from the
+        sensors' `latest` items however old it is, else looked for within LOOK_BACK."""
         if self._newest is None:
-            found = [self._newest_of(sensor, self.now - LOOK_BACK, self.now + CLOCK_SKEW) for sensor in self.sensors()]
+            until, latest = self.now + CLOCK_SKEW, dynamo.latest_times(self.client, self.table, self.device)
+            found = []
+            for sensor in self.sensors():
+                item = (dynamo.newest_reading_from(self.client, self.table, self.device, sensor, latest[sensor], until)
+                        if sensor in latest else None)
+                found.append(parse_iso(item["ts"]) if item else self._newest_of(sensor, self.now - LOOK_BACK, until))
             found = [ts for ts in found if ts is not None and ts <= self.now + CLOCK_SKEW]
             self._newest = (max(found) if found else None,)
         return self._newest[0]
@@ -204,8 +214,8 @@ def decide(state, readings, now, silent_after, zone=None):
     if not verdict["complete"] and now < resumed_at + silent_after:
         return (new, []) if phase == "silent" else (None, [])  # the backlog may still be on its way
     text = back_text(device, verdict, zone, now)
-    new.update(phase="watching")
-    return new, [announcement(device, "back", silent_since, back_ts, text, verdict)]
+    new.update(phase="watching", back_ts=iso(verdict["back_ts"]))  # where the silence ended, as told
+    return new, [announcement(device, "back", silent_since, verdict["back_ts"], text, verdict)]
 
 
 def bound_outbox(state, outbox, now):

@@ -413,13 +413,13 @@ def wire_checker(prefix):
 
 
 def stored_keys(client, table):
-    """Every (pk, sk) of the reading items in `table` (registry items and markers of new hours
-    left out), by Scan."""
+    """Every (pk, sk) of the reading items in `table` (registry, latest items and markers of new
+    hours left out), by Scan."""
     keys, kwargs = [], {"TableName": table, "ProjectionExpression": "pk, sk"}
     while True:
         page = client.scan(**kwargs)
         keys += [(item["pk"]["S"], item["sk"]["S"]) for item in page["Items"]
-                 if "#date#" in item["pk"]["S"]]
+                 if item["sk"]["S"].startswith("time#")]
         if "LastEvaluatedKey" not in page:
             return keys
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

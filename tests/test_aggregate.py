@@ -288,7 +288,7 @@ def test_late_readings_in_a_gap_move_the_outage_and_its_run(dynamodb, config):
     assert awaiting(dynamodb, config) == 0
 
 
-def test_rebuild_repairs_what_an_older_aggregator_wrote(dynamodb, config, monkeypatch):
+def test_rebuild_repairs_what_an_older_aggregator_wrote(dynamodb, config, monkeypatch, capsys):
     readings, hours, days = SCENARIOS["ON, four empty hours, OFF"]
     store(dynamodb, config, readings)
     aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
@@ -302,6 +302,9 @@ def test_rebuild_repairs_what_an_older_aggregator_wrote(dynamodb, config, monkey
     monkeypatch.setattr(aggregate, "load_config", lambda args, keys: dict(config))
     assert aggregate.main(["--device", DEVICE, "--rebuild", "--from", "2025-06-21", "--to", "2025-06-21"]) == 0
     assert stored(dynamodb, config, "hours") == hours and stored(dynamodb, config, "days") == days
+    # a person ran it: it says what it did (the hours with minutes, their day; the one wrong item)
+    assert capsys.readouterr().out == ("rebuilt alex_rpi from 2025-06-21 to 2025-06-21 (UTC dates): 3 hours and "
+                                       "1 days recomputed from their minutes; changed: 1 hours items, 0 days items\n")
     assert awaiting(dynamodb, config) == 0
 
 

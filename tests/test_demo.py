@@ -1,11 +1,13 @@
 """`make demo`'s pipeline (not the venv creation): real scripts, aggregates, mirror, plots."""
 
 import datetime as dt
+import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,13 +43,30 @@ def test_the_demo_pipeline_ends_in_plots(moto_server, tmp_path, monkeypatch):
     (exported,) = [line.strip()[len("export "):] for line in hints if line.strip().startswith("export ")]
     env = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "BLACKOUT_"))}
     env.update(dict(assignment.split("=", 1) for assignment in shlex.split(exported)))
-    for command in [line.strip() for line in hints if line.strip().startswith(".venv/bin/python ")]:
-        result = subprocess.run([sys.executable, *shlex.split(command)[1:]], env=env, cwd=demo.PROJECT_DIR,
+    commands = [line.strip() for line in hints if line.strip().startswith(".venv/bin/")]
+    assert len(commands) == 5  # notify.py list, status, three queries
+
+    def run_hint(command):
+        words = shlex.split(command)  # .venv/bin/python is this interpreter; .venv/bin/aws its neighbour
+        program = sys.executable if words[0] == ".venv/bin/python" else str(Path(sys.executable).parent / "aws")
+        result = subprocess.run([program, *words[1:]], env=env, cwd=demo.PROJECT_DIR,
                                 capture_output=True, text=True, timeout=120)
         assert (result.returncode, result.stderr) == (0, ""), (command, result.stderr)
-        OUTPUT.append(result.stdout)
-    assert "Power OFF at 2025-10-25 09:00 EEST (device demo_rpi, pin 4)" in OUTPUT[-2]  # notify.py list
-    assert "device demo_rpi pin 4: power " in OUTPUT[-1] and "device demo_rpi sensor 4: " in OUTPUT[-1]  # status
+        return result.stdout
+
+    listed, status, *queries = map(run_hint, commands)
+    assert "Power OFF at 2025-10-25 09:00 EEST (device demo_rpi, pin 4)" in listed  # notify.py list
+    # status finds the demo's data, a year old or more, and tells it in Kyiv's time
+    for sensor in ("4", "bme280"):
+        assert (f"device demo_rpi sensor {sensor}: newest reading 2025-10-26 23:59 EET; 0 minutes awaiting "
+                f"aggregation; newest aggregated hour 2025-10-26 23:00 EET") in status, status
+    assert "device demo_rpi pin 4: power ON since 2025-10-26 17:45 EET (last reading 2025-10-26 23:59 EET)" in status
+    assert all(json.loads(answer)["Count"] > 0 for answer in queries)  # a minute partition, a day of hours, a month
+    # a live watchdog run on the demo's old data: silent since its last reading, not "never sent one"
+    watched = subprocess.run([sys.executable, "watchdog.py"], env=env, cwd=demo.PROJECT_DIR, capture_output=True,
+                             text=True, timeout=120)
+    assert watched.returncode == 0, watched.stderr
+    assert "watchdog: demo_rpi: SILENT since 2025-10-26 23:59 EET (announced)" in run_hint(commands[1])
 
 
 def test_the_plots_are_listed_as_the_readme_shows_them(monkeypatch):

@@ -29,7 +29,7 @@ def count_calls(client):
 
 def table_items(client, config):
     table = dynamo.table_names(config["table_prefix"])["minutes"]
-    return [dynamo.plain(item) for item in client.scan(TableName=table)["Items"] if "#date#" in item["pk"]["S"]]
+    return [dynamo.plain(item) for item in client.scan(TableName=table)["Items"] if item["sk"]["S"].startswith("time#")]
 
 
 def markers(client, config, sensor="4"):
@@ -61,13 +61,39 @@ def test_1000_readings_take_40_batches_and_10_of_markers(dynamodb, config):
     assert (result.sent, result.left, result.batches) == (1000, 0, 50)
     assert calls.count("BatchWriteItem") == 50
     assert len(markers(dynamodb, config)) == 17
-    assert calls.count("PutItem") == 1  # the sensor's registry item, once
+    assert calls.count("PutItem") == 2  # the sensor's registry item and its latest item, once each
     assert len(table_items(dynamodb, config)) == 1000
     assert store.count() == 0
     calls.clear()
     fill(config, 10, start=START + dt.timedelta(days=1))
     dynamo.flush(config, client=dynamodb)
-    assert calls == ["BatchWriteItem"] * 2  # the registry is remembered across runs; readings, markers
+    # the registry is remembered; readings, their hour's marker, and the latest item moves on
+    assert calls == ["BatchWriteItem", "BatchWriteItem", "PutItem"]
+    calls.clear()
+    fill(config, 10, start=START + dt.timedelta(days=1, minutes=10))
+    dynamo.flush(config, client=dynamodb)
+    assert calls == ["BatchWriteItem"] * 2  # the same hour: readings and marker; the latest item stays
+
+
+def test_the_latest_item_finds_the_newest_reading_and_never_moves_back(dynamodb, config):
+    """One write per sensor and hour, not per reading; readings replayed from the past leave it."""
+    table = dynamo.table_names(config["table_prefix"])["minutes"]
+    fill(config, 150, start=START)  # 19:00-21:29
+    fill(config, 3, sensor="17", start=START)
+    calls = count_calls(dynamodb)
+    dynamo.flush(config, client=dynamodb)
+    latest = dynamo.latest_times(dynamodb, table, config["device"])
+    assert latest == {"4": START + dt.timedelta(minutes=149), "17": START + dt.timedelta(minutes=2)}
+    assert calls.count("PutItem") == 2 + 2  # registry and latest, per sensor
+    fill(config, 5, start=START - dt.timedelta(days=3))  # a replay of older readings (--at)
+    dynamo.flush(config, client=dynamodb)
+    assert dynamo.latest_times(dynamodb, table, config["device"])["4"] == START + dt.timedelta(minutes=149)
+    (config["buffer_dir"] / dynamo.LATEST_FILE).unlink()  # even when this buffer forgot what it wrote
+    fill(config, 5, start=START - dt.timedelta(days=2))
+    dynamo.flush(config, client=dynamodb)
+    assert dynamo.latest_times(dynamodb, table, config["device"])["4"] == START + dt.timedelta(minutes=149)
+    newest = dynamo.newest_reading_from(dynamodb, table, config["device"], "4", latest["4"])
+    assert newest["ts"] == dynamo.format_ts(START + dt.timedelta(minutes=149))
 
 
 def test_the_registry_is_written_again_on_a_new_day(dynamodb, config, monkeypatch):

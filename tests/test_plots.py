@@ -48,3 +48,46 @@ def test_a_days_bar_holds_on_off_and_unknown_minutes():
 ])
 def test_the_label_over_a_days_bar(outages, uptime, label):
     assert plots.day_label(outages, uptime) == label
+
+
+@pytest.mark.parametrize("day, hours, labels", [
+    # the clocks go back at 04:00 EEST: 03:00-04:00 comes twice, the row is 25 hours long
+    (dt.date(2025, 10, 26), 25, ["00:00 EEST", "03:00 EET\n(03:00–04:00 again)", "06:00 EET",
+                                 "09:00 EET", "12:00 EET", "15:00 EET", "18:00 EET", "21:00 EET", "24:00"]),
+    # they go forward at 03:00 EET: 03:00-04:00 never comes, the row is 23 hours long
+    (dt.date(2025, 3, 30), 23, ["00:00 EET", "04:00 EEST\n(03:00–04:00 skipped)", "06:00 EEST", "09:00 EEST",
+                                "12:00 EEST", "15:00 EEST", "18:00 EEST", "21:00 EEST", "24:00"]),
+])
+def test_a_dst_days_timeline_is_labelled_with_the_local_clock(day, hours, labels):
+    """Drawn (Agg) and read back: each row's ticks are its own day's clock, so an outage told as
+    `Power OFF at 2025-10-26 08:00 EET` is drawn between 06:00 EET and 09:00 EET, at 08:00."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils import zone as make_zone
+
+    kyiv = make_zone("Europe/Kyiv")
+    ordinary = day - dt.timedelta(days=1)
+    start = dt.datetime.combine(ordinary, dt.time(), tzinfo=kyiv).astimezone(UTC)
+    times = minutes(start, 24 * 60 + hours * 60)
+    off = dt.datetime.combine(day, dt.time(8), tzinfo=kyiv).astimezone(UTC)  # 08:00 local, 2 hours OFF
+    values = [0 if off <= ts < off + dt.timedelta(hours=2) else 1 for ts in times]
+    frame = pd.DataFrame({"ts": pd.to_datetime(times, utc=True), "reading": values})
+    figure = plots.power_timeline(frame, [ordinary, day], kyiv, pd.Timestamp(times[-1]) + pd.Timedelta(days=1), "t")
+    try:
+        figure.canvas.draw()
+        first, second = figure.axes[:2]
+        assert [t.get_text() for t in second.get_xticklabels()] == labels
+        assert [t.get_text() for t in first.get_xticklabels()] == [
+            f"{h:02d}:00" for h in range(0, 24, 3)] + ["24:00"]  # an ordinary day: plain hours
+        assert second.get_yticklabels()[0].get_text() == f"{day}\n({hours} h)"
+        ticks = dict(zip((t.get_text().split()[0] for t in second.get_xticklabels()), second.get_xticks()))
+        off_bars = [bar for bar in second.collections if tuple(bar.get_facecolor()[0][:3]) == matplotlib.colors.to_rgb(
+            plots.OFF_COLOUR)]
+        (xs,) = {tuple(sorted(path.vertices[:, 0].min() for path in bar.get_paths())) for bar in off_bars}
+        assert ticks["06:00"] < xs[0] < ticks["09:00"]
+        assert xs[0] == ticks["06:00"] + 120  # 08:00 local on that day's clock
+    finally:
+        plt.close(figure)

@@ -15,12 +15,13 @@ from tests.test_mirror import DEVICE, mirrored  # noqa: F401 (the fixture)
 duckdb = pytest.importorskip("duckdb")
 
 
-def sql_blocks():
-    return re.findall(r"```sql\n(.*?)```", (PROJECT_DIR / "README.md").read_text(), re.S)
+def sql_blocks(containing=""):
+    return [block for block in re.findall(r"```sql\n(.*?)```", (PROJECT_DIR / "README.md").read_text(), re.S)
+            if containing in block]
 
 
 def test_the_duckdb_query_answers_on_the_local_mirror(mirrored, monkeypatch):  # noqa: F811
-    query = sql_blocks()[0]
+    query = sql_blocks("parquet/minutes/")[0]
     monkeypatch.chdir(mirrored["parquet_dir"].parent)
     (mirrored["parquet_dir"].parent / "parquet").exists() or pytest.fail("the mirror folder is 'parquet'")
     # another device's BME280 files, listed first, must not lend the query their columns
@@ -29,7 +30,8 @@ def test_the_duckdb_query_answers_on_the_local_mirror(mirrored, monkeypatch):  #
     other.parent.mkdir(parents=True)
     other.write_bytes(bme280.read_bytes())
     rows = duckdb.sql(query).fetchall()
-    assert rows == [(dt.date(2025, 6, 21), 240, 150, 0.625), (dt.date(2025, 6, 22), 90, 0, 0.0)]
+    # Kyiv's days (+03:00 in June): the readings from 21:00 UTC on belong to 22 June there
+    assert rows == [(dt.date(2025, 6, 21), 60, 60, 1.0), (dt.date(2025, 6, 22), 270, 90, 0.3333)]
 
 
 def test_the_readme_command_runs_the_query_file(mirrored, tmp_path):  # noqa: F811
@@ -37,15 +39,15 @@ def test_the_readme_command_runs_the_query_file(mirrored, tmp_path):  # noqa: F8
     command = re.search(r"```\n\.venv/bin/python (-c \"import duckdb.*?\")\n```",
                         (PROJECT_DIR / "README.md").read_text()).group(1)
     folder = mirrored["parquet_dir"].parent
-    (folder / "query.sql").write_text(sql_blocks()[0])
+    (folder / "query.sql").write_text(sql_blocks("parquet/minutes/")[0])
     result = subprocess.run(f"{shlex.quote(sys.executable)} {command}", shell=True, cwd=folder,
                             capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    assert re.search(r"2025-06-21 .*│ +240 │ +150 │ +0\.625", result.stdout), result.stdout
+    assert re.search(r"2025-06-22 .*│ +270 │ +90 │ +0\.3333", result.stdout), result.stdout
 
 
 def test_the_athena_table_matches_the_files():
-    ddl = sql_blocks()[1]
+    (ddl,) = sql_blocks("CREATE EXTERNAL TABLE")
     body = re.search(r"CREATE EXTERNAL TABLE \w+ \((.*?)\)\s*PARTITIONED BY \((.*?)\)", ddl, re.S)
     columns = [line.strip().rstrip(",").split() for line in body.group(1).strip().splitlines()]
     partitions = [part.strip().split()[0].strip("`") for part in body.group(2).split(",")]

@@ -38,7 +38,7 @@ def test_hours_waiting_and_the_hour_under_way_are_said_to_wait_for_their_run(sto
     assert sensor_line(config, stored, now) == (
         "device alex_rpi sensor 4: newest reading 2025-06-22 01:59 UTC; 4 hours awaiting aggregation "
         "(the hour under way among them, which the first run after it ends aggregates); "
-        "no hour aggregated in the last 62 days")
+        "no hour aggregated yet")
 
 
 def test_after_aggregating_status_names_the_newest_hour(stored, config):
@@ -49,13 +49,19 @@ def test_after_aggregating_status_names_the_newest_hour(stored, config):
         "newest aggregated hour 2025-06-22 01:00 UTC")
 
 
-def test_history_older_than_the_windows_says_how_far_status_looked(stored, config):
-    now = END + dt.timedelta(minutes=10)
+@pytest.mark.parametrize("days_later", [1, 100, 400])
+def test_status_finds_the_newest_data_however_old_in_a_few_requests(stored, config, days_later):
+    """The demo's and a replay's history is long past: status says what there is, in `timezone`,
+    and its requests don't grow with the age of the data."""
+    now, config = END + dt.timedelta(minutes=10), {**config, "timezone": "Europe/Kyiv"}
     aggregate.aggregate(config, config["device"], client=stored, now=now)
-    later = END + dt.timedelta(days=100)
+    requests = []
+    stored.meta.events.register("before-call.dynamodb.*", lambda model, **kw: requests.append(model.name))
+    later = END + dt.timedelta(days=days_later)
     assert sensor_line(config, stored, later) == (
-        "device alex_rpi sensor 4: no reading in the last 72 hours; 0 hours awaiting aggregation; "
-        "no hour aggregated in the last 62 days")
+        "device alex_rpi sensor 4: newest reading 2025-06-22 04:59 EEST; 0 hours awaiting aggregation; "
+        "newest aggregated hour 2025-06-22 04:00 EEST")
+    assert len(requests) <= 25, requests  # registry, latest, 1 minute partition, 13 months of days, 1 hour ...
 
 
 def test_the_buffer_line_says_what_waits_for_what(config, dynamodb):

@@ -120,8 +120,38 @@ def test_pi_down_waits_for_the_backlog_then_says_unknown(dynamodb, wd_config, we
     assert check(wd_config, dynamodb, at("01:37", 22)) == {DEVICE: "back"}
     back = bodies(webhook)[-1]
     assert back["cause"] == "unknown" and back["off_minutes"] == 0
-    assert back["text"] == ("alex_rpi is back after 3 h 1 min of silence (2025-06-21 22:30–01:31 UTC) without "
+    # the silence ended at the first reading after it (01:30), not the newest seen (01:31)
+    assert back["text"] == ("alex_rpi is back after 3 h 0 min of silence (2025-06-21 22:30–01:30 UTC) without "
                             "readings of that time: the Pi itself was down, so the cause is unknown")
+    assert (back["silent_minutes"], back["at"]) == (180, "2025-06-22T01:30:03.000000+00:00")
+
+
+@pytest.mark.parametrize("cause, readings, text, silent_minutes", [
+    # the link returns at 01:30 and the Pi flushes its backlog: OFF from 22:31, ON again from 01:20
+    ("power", [("22:31", "01:20", 0), ("01:20", "01:35", 1)],
+     "alex_rpi is back: the power was OFF 2025-06-21 22:31–01:20 UTC (2 h 49 min)", 184),
+    # the UPS ran out at 23:00 (OFF until then), the power and the Pi came back at 01:30
+    ("power", [("22:31", "23:00", 0), ("01:30", "01:35", 1)],
+     "alex_rpi is back: the power was OFF 2025-06-21 22:31–01:30 UTC (2 h 59 min)", 180),
+    ("link", [("22:31", "01:35", 1)],
+     "alex_rpi is back: the power stayed ON; the internet was down 2025-06-21 22:30–01:34 UTC", 184),
+    # the Pi was down from 22:31 to 01:30; the watchdog first looks at 01:35, when it has sent 01:30-01:34
+    ("unknown", [("01:30", "01:35", 1)],
+     "alex_rpi is back after 3 h 0 min of silence (2025-06-21 22:30–01:30 UTC) without readings of that time: "
+     "the Pi itself was down, so the cause is unknown", 180),
+])
+def test_the_silence_ends_at_the_first_reading_after_it(dynamodb, wd_config, webhook, cause, readings, text,
+                                                        silent_minutes):
+    pin(dynamodb, wd_config, T0, at("22:31"), 1)
+    assert check(wd_config, dynamodb, at("22:36")) == {DEVICE: "silent"}
+    for start, end, value in readings:
+        pin(dynamodb, wd_config, at(start, 21 if start > "12" else 22), at(end, 21 if end > "12" else 22), value)
+    for minute in range(35, 45):  # the watchdog looks late, at 01:35, then every minute
+        if check(wd_config, dynamodb, at(f"01:{minute}", 22)) == {DEVICE: "back"}:
+            break
+    silent, back = bodies(webhook)
+    assert silent["text"] == "No word from alex_rpi since 22:30 UTC (6 min): power or internet is down there"
+    assert (back["cause"], back["text"], back["silent_minutes"]) == (cause, text, silent_minutes)
 
 
 def test_a_late_backlog_within_the_wait_still_tells_the_cause(dynamodb, wd_config, webhook):
@@ -359,10 +389,10 @@ def test_status_shows_what_the_watchdog_knows(dynamodb, wd_config, webhook):
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
     status_config = {**wd_config, "device": DEVICE, "watch": [DEVICE, "ghost"]}
     lines = list(status.status_lines(status_config, dynamodb, now=at("22:33")))
-    assert f"watchdog: {DEVICE}: last word 2025-06-21T22:30:03.000000+00:00; nothing recorded" in "\n".join(lines)
+    assert f"watchdog: {DEVICE}: last word 2025-06-21 22:30 UTC; nothing recorded" in "\n".join(lines)
     check({**wd_config, "watch": [DEVICE, "ghost"]}, dynamodb, at("22:36"))
     lines = "\n".join(status.status_lines(status_config, dynamodb, now=at("22:36")))
-    assert f"watchdog: {DEVICE}: SILENT since 2025-06-21T22:30:03.000000+00:00" in lines
+    assert f"watchdog: {DEVICE}: SILENT since 2025-06-21 22:30 UTC" in lines
     assert "watchdog: ghost: has never sent a reading" in lines
 
 
