@@ -25,9 +25,9 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
-# The watchdog's AWS Lambda deployment package: its modules and the zone database (tzdata, so
+# The AWS Lambda deployment package of the watchdog and the status page (status_page.handler): its modules and the zone database (tzdata, so
 # messages are in the user's zone whatever the runtime has); boto3 comes with the runtime.
-LAMBDA_MODULES := watchdog.py watchdog_state.py dynamo.py channels.py messages.py utils.py filebuffer.py apprise_channel.py
+LAMBDA_MODULES := watchdog.py watchdog_state.py dynamo.py channels.py messages.py utils.py filebuffer.py apprise_channel.py status_page.py aggregation.py
 LAMBDA_ZIP := build/watchdog-lambda.zip
 
 lambda: $(LAMBDA_ZIP)

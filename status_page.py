@@ -292,8 +292,8 @@ def esc(value):
 
 
 def duration(minutes):
-    """'45 min', '3 h 5 min', '2 d 1 h'."""
-    days, rest = divmod(int(minutes), 1440)
+    """'45 min', '3 h 5 min', '25 h', '2 d 1 h' (days only from 48 hours: a day reads as its hours)."""
+    days, rest = divmod(int(minutes), 1440) if minutes >= 2880 else (0, int(minutes))
     hours, mins = divmod(rest, 60)
     if days:
         return f"{days} d {hours} h" if hours else f"{days} d"
