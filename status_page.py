@@ -53,7 +53,8 @@ TIMELINE_DAYS = 7
 BAR_DAYS = 90
 OUTAGE_ROWS = 30
 ENV_HOURS = 48
-LINE_GAP = dt.timedelta(minutes=2)  # readings further apart are a hole in the line, as in plots.py
+LINE_GAP = dt.timedelta(minutes=2)
+CHART_STEP = 5  # minutes between the points drawn of the room's 48 hours (2,880 minutes)  # readings further apart are a hole in the line, as in plots.py
 # Okabe-Ito, as the notebook's plots: ON bluish green, OFF vermillion, no reading light grey
 ON_COLOUR, OFF_COLOUR, UNKNOWN_COLOUR = "#009E73", "#D55E00", "#D3D3D3"
 TEMPERATURE_COLOUR, HUMIDITY_COLOUR = "#0072B2", "#56B4E9"
@@ -488,7 +489,9 @@ def _chart(view, quantity, label, unit, colour):
         current.append(f"{x:.0f},{100 * (high - value) / (high - low):.2f}")
         previous = minute
     lines.append(current)
-    paths = "".join(f'<polyline class="line" stroke="{colour}" points="{" ".join(line)}"/>' for line in lines if line)
+    # every CHART_STEP-th point of each unbroken line, and its last: a phone's width shows no more
+    lines = [line[::CHART_STEP] + ([line[-1]] if (len(line) - 1) % CHART_STEP else []) for line in lines if line]
+    paths = "".join(f'<polyline class="line" stroke="{colour}" points="{" ".join(line)}"/>' for line in lines)
     shades = []
     for first, last in view["runs"]:
         x0 = max((first - start) / MINUTE, 0)

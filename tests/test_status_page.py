@@ -144,9 +144,14 @@ def test_a_view_reads_only_what_it_shows(week):
     """Requests and read units of one page view (written to BENCHMARKS.md)."""
     client, meter, data, config = week
     before = (meter.requests, meter.units)
-    status_page.build(status_page.gather(client, config, NOW))
+    page, document = status_page.build(status_page.gather(client, config, NOW))
     requests, units = meter.requests - before[0], meter.units - before[1]
-    print(f"\nstatus page view: {requests} requests, {units:.1f} read units, operations {meter.operations}")
+    import gzip
+
+    sizes = [(len(text.encode()), len(gzip.compress(text.encode()))) for text in (page, json.dumps(document))]
+    print(f"\nstatus page view: {requests} requests, {units:.1f} read units; index.html {sizes[0][0]} bytes "
+          f"({sizes[0][1]} gzipped), now.json {sizes[1][0]} bytes ({sizes[1][1]} gzipped)")
+    assert sizes[0][0] < 150_000  # a phone on a weak link during an outage
     # the registry, the watchdog's state, 4 months of days items, 7 days + 1 h of pin minutes, 48 h + 1 of room
     hours = (NOW - local(2025, 10, 21)) // dt.timedelta(hours=1) + 1
     assert requests == 1 + 1 + 4 + hours + 49
