@@ -180,6 +180,15 @@ def try_it_lines(endpoint, output_dir, hour):
     return lines
 
 
+def status_page(env, output_dir, last, timezone=TIMEZONE):
+    """The demo device's status page as of the end of its last day: output_dir/page/index.html."""
+    from utils import zone
+
+    at = dt.datetime.combine(last, dt.time(23, 59), tzinfo=zone(timezone))
+    run(env, "status_page.py", "--out", str(Path(output_dir).resolve() / "page"), "--at", at.isoformat())
+    return Path(output_dir).resolve() / "page" / "index.html"
+
+
 class StopRequested(Exception):
     """SIGTERM arrived while the demo waited."""
 
@@ -227,6 +236,8 @@ def main(argv=None):
         pngs = plots(output_dir, first, last)
         print("\nPlots:")
         print("\n".join(plot_lines(pngs)))
+        page = status_page(_env, output_dir, last)
+        print(f"\nStatus page (open it in a browser): {page.as_uri()}")
         print("\nTry these in another shell while the demo waits:" if args.wait else
               "\nTo try these, run '.venv/bin/python demo.py --wait' (this endpoint stops when the demo ends):")
         hour = dt.datetime.combine(last, dt.time(12), tzinfo=dt.timezone.utc)

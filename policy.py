@@ -121,6 +121,35 @@ def watchdog_policy_document(config, sns_topic_arn=None):
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def status_page_policy_document(config):
+    """The IAM policy of the status page (status_page.handler): read every device's minutes and
+    days items and the watchdog's states; no write, no Scan, never the hours table."""
+    arns = table_arns(config["table_prefix"])
+    minutes, days = arns[0], arns[2]
+    return {"Version": "2012-10-17", "Statement": [
+        {
+            "Sid": "ReadReadingsAndDays",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Query"],
+            "Resource": [minutes, days],
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["device#*"]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+        {
+            "Sid": "ReadWatchdogStates",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Query"],
+            "Resource": [minutes],
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [watchdog_key("*")[0]]},
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        },
+    ]}
+
+
 def admin_policy_document(config):
     """The IAM policy of whoever runs `dynamo.py create-tables` (tables, TTL; no index)."""
     return {"Version": "2012-10-17", "Statement": [{

@@ -313,6 +313,33 @@ def channels_configured(config):
     return any(config.get(key) for key in ("telegram_token", "webhook_url", "sns_topic_arn", "apprise_urls"))
 
 
+PAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def _page_id(key, value):
+    """A status page id (status_page.py new-id): 16-64 URL-safe characters, never shown in errors."""
+    value = _text(key, value)
+    if not PAGE_ID_RE.fullmatch(value):
+        raise ConfigError(f"{key} is not a page id: 16-64 letters, digits, '_' or '-' "
+                          f"(python status_page.py new-id makes one); the value given is {len(value)} characters")
+    return value
+
+
+def _status_pages(key, value):
+    """{device: page id}: a TOML table, or NAME=ID pairs separated by spaces (environment)."""
+    if isinstance(value, str):
+        pairs = [pair.partition("=") for pair in value.replace(",", " ").split()]
+        if any(not sep for _name, sep, _id in pairs):
+            raise ConfigError(f"{key} must be NAME=ID pairs separated by spaces")
+        value = {name: page_id for name, _sep, page_id in pairs}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a table of device = page id, such as {{alex_rpi = \"...\"}}")
+    pages = {_device(key, name): _page_id(f"{key}.{name}", page_id) for name, page_id in value.items()}
+    if len(set(pages.values())) != len(pages):
+        raise ConfigError(f"{key}: two devices share one page id")
+    return pages
+
+
 # key -> (validator, default, flag, help). A default of None means "unset".
 # The flags of REPEATABLE keys may be given several times (a list; the environment's is space-separated).
 KEYS = {
@@ -353,6 +380,9 @@ KEYS = {
                      "minutes without a reading before a device is announced silent (default 5)"),
     # where the watchdog's secret keys (telegram_token, webhook_url, ...) are kept as a JSON object
     "secrets_parameter": (_secrets_parameter, None, None, None),
+    # the status page (status_page.py): the page id of `device`, and {device: page id} with `watch`
+    "status_page_id": (_page_id, None, None, None),
+    "status_pages": (_status_pages, None, None, None),
 }
 
 

@@ -212,6 +212,7 @@ def test_lambda_package_imports_on_its_own(lambda_zip, tmp_path):
             "assert apprise.name.startswith('apprise json #'); "
             "import apprise as package; assert package.__file__.startswith('" + str(tmp_path) + "'); "
             "assert package.__version__ == '" + pinned("apprise") + "' and apprise.plugin() is not None; "
+            "import status_page; assert status_page.handler; "
             "print(sorted(n for n in sys.modules if n in ('notify', 'pandas', 'pyarrow')))")
     result = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)
@@ -256,7 +257,8 @@ def test_stack_deploys_into_moto_server(moto_server, aws_credentials, lambda_zip
     loaded = __import__("cfnlint.decode.cfn_yaml", fromlist=["load"]).load(str(TEMPLATE))
     unsupported = sorted({r["Type"] for r in loaded["Resources"].values() if not resource_class_from_type(r["Type"])})
     # moto 5.2.5 skips these (with a warning) and deploys the rest; a new gap fails here by name
-    assert unsupported == ["AWS::S3::BucketPolicy"], f"moto's CloudFormation lacks {unsupported}"
+    # (the status page's function URL: test_status_page_url_is_public_and_read_only checks it)
+    assert unsupported == ["AWS::Lambda::Url", "AWS::S3::BucketPolicy"], f"moto's CloudFormation lacks {unsupported}"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BLACKOUT_"))}, **FAKE_CREDENTIALS,
            "AWS_ENDPOINT_URL": moto_server}
     kwargs = {"endpoint_url": moto_server, "region_name": "us-east-1"}
@@ -269,12 +271,17 @@ def test_stack_deploys_into_moto_server(moto_server, aws_credentials, lambda_zip
         [str(aws), "cloudformation", "deploy", "--template-file", str(TEMPLATE), "--stack-name", prefix,
          "--capabilities", "CAPABILITY_NAMED_IAM", "--parameter-overrides", f"TablePrefix={prefix}",
          "DeviceName=alex_rpi", "WatchedDevices=alex_rpi bob", "WatchdogCodeBucket=bm-code",
-         "WatchdogCodeKey=watchdog-lambda.zip", "TimeZone=Europe/Kyiv"],
+         "WatchdogCodeKey=watchdog-lambda.zip", "TimeZone=Europe/Kyiv",
+         "StatusPages=alex_rpi=AAAAAAAAAAAAAAAAAAAAAAAA bob=BBBBBBBBBBBBBBBBBBBBBBBB"],
         env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     function = boto3.client("lambda", **kwargs).get_function_configuration(FunctionName=f"{prefix}-watchdog")
     assert function["Handler"] == "watchdog.handler"
     assert function["Environment"]["Variables"]["BLACKOUT_WATCH"] == "alex_rpi bob"
+    page = boto3.client("lambda", **kwargs).get_function_configuration(FunctionName=f"{prefix}-status-page")
+    assert page["Handler"] == "status_page.handler"
+    assert page["Environment"]["Variables"]["BLACKOUT_STATUS_PAGES"].split() == [
+        "alex_rpi=AAAAAAAAAAAAAAAAAAAAAAAA", "bob=BBBBBBBBBBBBBBBBBBBBBBBB"]
     deployed = {r["LogicalResourceId"]: r for r in boto3.client("cloudformation", **kwargs)
                 .list_stack_resources(StackName=prefix)["StackResourceSummaries"]}
     assert {"WatchdogRole", "WatchdogDeadLetterQueue", "WatchdogLogGroup", "WatchdogSchedule",
@@ -287,3 +294,27 @@ def test_stack_deploys_into_moto_server(moto_server, aws_credentials, lambda_zip
     assert target["Arn"] == function["FunctionArn"]
     tables = boto3.client("dynamodb", **kwargs).list_tables()["TableNames"]
     assert {f"{prefix}-minutes", f"{prefix}-hours", f"{prefix}-days"} <= set(tables)
+
+
+def test_status_page_url_is_public_and_read_only(template):
+    """A function URL without auth (the page id is the key); a role that can only Query."""
+    resources = template["Resources"]
+    assert resources["StatusPageUrl"]["Properties"]["AuthType"] == "NONE"
+    permission = resources["StatusPageUrlPermission"]["Properties"]
+    assert (permission["Action"], permission["FunctionUrlAuthType"]) == ("lambda:InvokeFunctionUrl", "NONE")
+    assert resources["StatusPageFunction"]["Properties"]["Handler"] == "status_page.handler"
+    (role_policy,) = resources["StatusPageRole"]["Properties"]["Policies"]
+    statements = {s["Sid"]: s for s in role_policy["PolicyDocument"]["Statement"]}
+    expected = {s["Sid"]: s for s in policy.status_page_policy_document({"table_prefix": "home"})["Statement"]}
+    for sid, statement in expected.items():
+        assert resolve(statements[sid], template) == statement
+    assert set(statements) - set(expected) == {"Logs"}
+    assert {action for s in expected.values() for action in s["Action"]} == {"dynamodb:Query"}
+    import re
+
+    import utils
+
+    pattern = re.compile(template["Parameters"]["StatusPages"]["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("alex_rpi=" + "A" * 24 + " bob=" + "b" * 16)
+    assert not pattern.fullmatch("alex_rpi=short") and not pattern.fullmatch("a#b=" + "A" * 24)
+    assert utils.KEYS["status_pages"][0]("k", "alex_rpi=" + "A" * 24 + " bob=" + "b" * 16)
