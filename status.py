@@ -26,7 +26,7 @@ from dynamo import (
     table_names,
 )
 from utils import utc_now
-from watchdog_state import OUTBOX_DAYS, load_watchdog_state
+from watchdog_state import OUTBOX_DAYS, SKEW_TELL, load_watchdog_state
 
 STATUS_MONTHS = 13  # how far back `status` looks for days items of another time zone
 def count_awaiting(client, table, device, sensor, since=None):
@@ -156,6 +156,10 @@ def watchdog_status_line(client, table, device, now):
     else:
         line = f"watchdog: {device}: {last_word}; not silent" + (
             f" (last silence {since} to {state.get('back_ts')})" if since else "")
+    skew = float(state.get("skew_seconds") or 0)
+    if abs(skew) > SKEW_TELL.total_seconds():
+        line += (f"; its clock is {round(abs(skew) / 60)} min {'ahead' if skew > 0 else 'behind'} "
+                 "(the watchdog corrects its times; check the Pi's NTP)")
     pending = len(state.get("outbox") or [])
     if pending:
         line += f"; {pending} announcement(s) not yet delivered to every channel"
