@@ -62,6 +62,7 @@ WORKERS = 16                           # devices checked at once (threads sharin
 ID_NAMESPACE = uuid.UUID("0b7e6a52-3c1f-4f7e-a3b5-6d2f0c9e8a41")
 # Clock skew: a Pi's stamps are judged against when the watchdog first saw them (see sighting()).
 LOOK_AHEAD = dt.timedelta(days=1)      # a reading stamped this far ahead still came from the Pi (its clock runs ahead)
+AHEAD_SIGN = dt.timedelta(minutes=1)   # a reading stamped later than now + this: the clock runs ahead
 RUN_GAP = dt.timedelta(minutes=2)      # two sightings this close are consecutive runs: the newer reading arrived in between
 CONFIRM_SPAN = dt.timedelta(minutes=4)  # a stale stamp not seen before, older than one run past silent_after and
                                        # younger than this past it, is looked at again on the next run (a clock behind?)
@@ -202,10 +203,10 @@ class Readings:
                     if sensor in asked:
                         continue
                     asked.add(sensor)
-                    # the newest of all, future ones too: one stamped "now" by a clock ahead is old
-                    ts = self._newest_of(sensor, start, self.now + LOOK_AHEAD)
-                    if ts is not None and ts > end:
-                        return None  # a clock ahead: judged by when its readings arrive (sighting)
+                    ts = self._newest_of(sensor, start, end)
+                    if ts is not None and ts > self.now + AHEAD_SIGN:
+                        return None  # a clock ahead (its newest in the window is "now" or later,
+                        # sent long ago): judged by when its readings arrive (sighting)
                     if ts is not None and start < ts <= end:
                         self._fresh = (ts,)
                         return ts
