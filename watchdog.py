@@ -61,7 +61,8 @@ MAX_REJECTIONS = 10                    # runs a channel may refuse (4xx) an anno
 WORKERS = 16                           # devices checked at once (threads sharing one client)
 ID_NAMESPACE = uuid.UUID("0b7e6a52-3c1f-4f7e-a3b5-6d2f0c9e8a41")
 # Clock skew: a Pi's stamps are judged against when the watchdog first saw them (see sighting()).
-LOOK_AHEAD = dt.timedelta(days=1)      # a reading stamped this far ahead still came from the Pi (its clock runs ahead)
+LOOK_AHEAD = dt.timedelta(hours=1)     # a reading stamped up to this far ahead came from the Pi (a clock ahead);
+                                       # further is no sign of life (each hour ahead costs a Query a run)
 AHEAD_SIGN = dt.timedelta(minutes=1)   # a reading stamped later than now + this: the clock runs ahead
 RUN_GAP = dt.timedelta(minutes=2)      # two sightings this close are consecutive runs: the newer reading arrived in between
 CONFIRM_SPAN = dt.timedelta(minutes=4)  # a stale stamp not seen before, older than one run past silent_after and
