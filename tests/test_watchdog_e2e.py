@@ -138,7 +138,7 @@ def test_device_never_seen_and_device_with_a_wrong_clock(env, webhook):
     assert [r.body["text"] for r in webhook.delivered()] == [
         "fast_clock's clock is 30 min ahead: the watchdog corrects the times it tells, but the readings are "
         "filed under the wrong minutes; check the Pi's time sync (NTP)",
-        "No word from fast_clock since 22:36 UTC (6 min): power or internet is down there"]
+        "No word from fast_clock since 22:36 UTC (5 min): power or internet is down there"]
     assert webhook.delivered()[1].body["silent_since"] == "2025-06-21T23:06:00.000000+00:00"  # its own stamp
 
 
