@@ -103,7 +103,8 @@ def subject_text(message):
 def webhook_document(message, text):
     """The JSON body POSTed to the webhook: a power change of the Pi, or a watchdog event."""
     if message.get("kind") == "watchdog":
-        fields = WATCHDOG_FIELDS + (WATCHDOG_BACK_FIELDS if message["event"] == "back" else ())
+        fields = WATCHDOG_FIELDS + (WATCHDOG_BACK_FIELDS if message["event"] == "back" else ()) + (
+            ("skew_minutes",) if message["event"] == "skew" else ())
         return {**{name: message[name] for name in fields}, "text": text}
     return {
         "id": message["id"],

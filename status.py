@@ -24,7 +24,7 @@ from dynamo import (
 )
 from messages import clock_text, parse_iso, span_text, time_zone
 from utils import utc_now
-from watchdog_state import OUTBOX_DAYS, load_watchdog_state
+from watchdog_state import OUTBOX_DAYS, SKEW_TELL, load_watchdog_state
 
 STATUS_MONTHS = 13  # how far back `status` looks for days items of another time zone
 STATUS_WORKERS = 8  # months of days items read at once (aws_client's pool holds 10 connections)
@@ -201,6 +201,10 @@ def watchdog_status_line(client, table, device, now, zone=None, newest_of=None):
         back = state.get("back_ts")
         line = f"watchdog: {device}: {last_word}; not silent" + (
             f" (last silence {span_text(parse_iso(since), parse_iso(back), zone)})" if since and back else "")
+    skew = float(state.get("skew_seconds") or 0)
+    if abs(skew) > SKEW_TELL.total_seconds():
+        line += (f"; its clock is {round(abs(skew) / 60)} min {'ahead' if skew > 0 else 'behind'} "
+                 "(the watchdog corrects its times; check the Pi's NTP)")
     pending = len(state.get("outbox") or [])
     if pending:
         line += f"; {pending} announcement(s) not yet delivered to every channel"

@@ -290,9 +290,14 @@ def watchdog_state(state, device):
     needed = {"silent": ("silent_since",), "resumed": ("silent_since", "back_ts", "resumed_at")}.get(phase, ())
     for name in needed:
         _time(_text(state, name), name)
-    for name in ("silent_since", "back_ts", "resumed_at", "last_word", "lease_until"):
+    for name in ("silent_since", "back_ts", "resumed_at", "last_word", "lease_until", "seen_ts", "seen_at"):
         if state.get(name) is not None:
             _time(_text(state, name), name)
+    for name in ("skew_seconds", "dropped"):
+        try:
+            float(state.get(name) or 0)
+        except (TypeError, ValueError):
+            raise BadItem(f"{name} is not a number") from None
     if not isinstance(state.get("outbox", []), list) or not all(isinstance(m, dict) for m in state.get("outbox", [])):
         raise BadItem("outbox is not a list of announcements")
     sensors = state.get("sensors")

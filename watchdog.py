@@ -36,7 +36,7 @@ import untrusted
 import watchdog_state
 from channels import HTTP_TIMEOUT_SECONDS, channel_id, channels_from_config
 from channels import KEYS as CHANNEL_KEYS
-from messages import back_text, iso, minutes_between, parse_iso, silent_text, time_zone
+from messages import back_text, duration_text, iso, minutes_between, parse_iso, silent_text, time_zone
 from utils import (
     EXIT_OK,
     NOT_MAILED,
@@ -50,7 +50,7 @@ from utils import (
     setup_logging,
     utc_now,
 )
-from watchdog_state import OUTBOX_DAYS, OUTBOX_LIMIT
+from watchdog_state import OUTBOX_DAYS, OUTBOX_LIMIT, SKEW_TELL
 
 log = logging.getLogger("watchdog")
 
@@ -61,6 +61,13 @@ LEASE = dt.timedelta(seconds=90)       # a delivering run's hold on an outbox (l
 MAX_REJECTIONS = 10                    # runs a channel may refuse (4xx) an announcement before it is given up
 WORKERS = 16                           # devices checked at once (threads sharing one client)
 ID_NAMESPACE = uuid.UUID("0b7e6a52-3c1f-4f7e-a3b5-6d2f0c9e8a41")
+# Clock skew: a Pi's stamps are judged against when the watchdog first saw them (see sighting()).
+LOOK_AHEAD = dt.timedelta(hours=1)     # a reading stamped up to this far ahead came from the Pi (a clock ahead);
+                                       # further is no sign of life (each hour ahead costs a Query a run)
+AHEAD_SIGN = dt.timedelta(minutes=1)   # a reading stamped later than now + this: the clock runs ahead
+RUN_GAP = dt.timedelta(minutes=2)      # two sightings this close are consecutive runs: the newer reading arrived in between
+CONFIRM_SPAN = dt.timedelta(minutes=4)  # a stale stamp not seen before, older than one run past silent_after and
+                                       # younger than this past it, is looked at again on the next run (a clock behind?)
 
 
 class SecretsUnavailable(ConfigError):
@@ -97,6 +104,63 @@ def judge(pins, silent_since, back_ts, silent_after):
     return verdict
 
 
+def skew_of(state):
+    """The estimated skew of the device's clock (its stamps minus the watchdog's clock), or 0."""
+    return dt.timedelta(seconds=float((state or {}).get("skew_seconds") or 0))
+
+
+def skew_text(device, skew):
+    """alex_rpi's clock is 30 min ahead: ..."""
+    minutes = round(abs(skew.total_seconds()) / 60)
+    return (f"{device}'s clock is {duration_text(minutes)} {'ahead' if skew > dt.timedelta(0) else 'behind'}: "
+            "the watchdog corrects the times it tells, but the readings are filed under the wrong minutes; "
+            "check the Pi's time sync (NTP)")
+
+
+def corrected(verdict, skew):
+    """The verdict with its times moved from the Pi's clock to the watchdog's (for the text only)."""
+    return {name: value - skew if isinstance(value, dt.datetime) else value for name, value in verdict.items()}
+
+
+def sighting(state, latest, now, silent_after):
+    """(alive, updates) for a device with no reading fresh by its own stamp; `latest` is its
+    newest reading stamped up to LOOK_AHEAD from now.
+
+    The watchdog remembers (seen_ts, seen_at) only while the stamps and its clock disagree: a
+    reading it has not seen before is a sign of life whatever its stamp; two of them seen on
+    consecutive runs give the skew (the newer one arrived since the last run). A remembered
+    reading is judged by when it arrived: its stamp moved by the skew, never later than when
+    it was first seen. A healthy device with a right clock is fresh and costs no write."""
+    if latest is None:
+        return False, {}
+    state, skew = state or {}, skew_of(state)
+    if iso(latest) != state.get("seen_ts"):
+        seen_at = parse_iso(state["seen_at"]) if state.get("seen_at") else None
+        updates = {"seen_ts": iso(latest), "seen_at": iso(now)}
+        if seen_at is not None and now - seen_at <= RUN_GAP and state.get("seen_ts") and latest > parse_iso(state["seen_ts"]):
+            arrived = seen_at + (now - seen_at) / 2  # it arrived since the last run: say half-way
+            updates["skew_seconds"] = round((latest - arrived).total_seconds() / 60) * 60
+            return True, updates
+        arrived = latest - skew
+        if latest > now + CLOCK_SKEW or silent_after + dt.timedelta(minutes=1) < now - arrived <= silent_after + CONFIRM_SPAN:
+            return True, updates  # a clock ahead, or perhaps behind: seen again on the next run
+        return now - arrived <= silent_after, updates
+    arrived = min(parse_iso(state["seen_at"]), latest - skew)
+    return now - arrived <= silent_after, {}
+
+
+def skew_announcement(device, state, now):
+    """The one announcement of a skewed clock (None when it is small or already told)."""
+    skew = skew_of(state)
+    told = state.get("skew_told")
+    if abs(skew) <= SKEW_TELL or (told is not None and abs(float(told) - skew.total_seconds()) <= SKEW_TELL.total_seconds()):
+        return None
+    state["skew_told"] = int(skew.total_seconds())
+    message = announcement(device, "skew", now, now, skew_text(device, skew))
+    message["skew_minutes"] = round(skew.total_seconds() / 60)
+    return message
+
+
 def announcement(device, event, silent_since, at, text, verdict=None):
     """An outbox entry; its id is the same for every run that decides the same event."""
     message = {
@@ -119,7 +183,7 @@ class Readings:
         self.now, self.silent_after = now, silent_after
         self._sensors = known_sensors or None  # from the state item: no registry Query while all is well
         self._registry_read = False
-        self._fresh = self._newest = None
+        self._fresh = self._newest = self._latest = None
 
     def sensors(self, from_registry=False):
         """The device's sensors, pins first (they decide, and a fresh one ends the search)."""
@@ -146,6 +210,9 @@ class Readings:
                         continue
                     asked.add(sensor)
                     ts = self._newest_of(sensor, start, end)
+                    if ts is not None and ts > self.now + AHEAD_SIGN:
+                        return None  # a clock ahead (its newest in the window is "now" or later,
+                        # sent long ago): judged by when its readings arrive (sighting)
                     if ts is not None and start < ts <= end:
                         self._fresh = (ts,)
                         return ts
@@ -164,6 +231,14 @@ class Readings:
             found = [ts for ts in found if ts is not None and ts <= self.now + CLOCK_SKEW]
             self._newest = (max(found) if found else None,)
         return self._newest[0]
+
+    def latest(self):
+        """The newest reading stamped up to LOOK_AHEAD after now (a clock ahead), within LOOK_BACK, or None."""
+        if self._latest is None:
+            found = [self._newest_of(sensor, self.now - LOOK_BACK, self.now + LOOK_AHEAD) for sensor in self.sensors()]
+            found = [ts for ts in found if ts is not None]
+            self._latest = (max(found) if found else None,)
+        return self._latest[0]
 
     def pins(self, since, until):
         """[(ts, value)] of every pin sensor from `silent_after` before `since` to `until`."""
@@ -184,14 +259,30 @@ def decide(state, readings, now, silent_after, zone=None):
     device = readings.device
     phase = state.get("phase", "watching") if state else "watching"
     new = dict(state or {"device": device, "outbox": []})
+    skew = skew_of(state)
     if phase in ("watching", "unseen"):
-        fresh = readings.fresh()
+        # a clock known to be off is judged by its sightings: a reading stamped "now" by a clock
+        # ahead was sent long ago
+        fresh = readings.fresh() if not (state and state.get("seen_ts")) else None
         if fresh is not None:
             if phase == "unseen":
                 new.update(phase="watching", last_word=iso(fresh))
                 return new, []
+            if state and (state.get("seen_ts") or state.get("skew_seconds") or state.get("skew_told")):
+                new.update(seen_ts=None, seen_at=None, skew_seconds=None, skew_told=None)  # the clock is right again
+                return new, []
             return None, []
-        newest = readings.newest()
+        latest = readings.latest()
+        alive, updates = sighting(state, latest, now, silent_after)
+        if alive:
+            new.update(updates)
+            if "skew_seconds" in updates and abs(skew_of(new)) <= CLOCK_SKEW:
+                new.update(seen_ts=None, seen_at=None, skew_seconds=None, skew_told=None)  # right again
+            told = skew_announcement(device, new, now) if phase == "watching" else None
+            if phase == "unseen":
+                new.update(phase="watching", last_word=iso(latest))
+            return (new if updates or told or phase == "unseen" else None), [told] if told else []
+        newest = latest
         if newest is None:
             if phase == "unseen":
                 return None, []
@@ -199,13 +290,18 @@ def decide(state, readings, now, silent_after, zone=None):
                         "has sent one and then goes silent", device, LOOK_BACK.total_seconds() // 3600)
             new.update(phase="unseen")
             return new, []
-        text = silent_text(device, newest, now, zone)
+        text = silent_text(device, newest - skew, now, zone)
         new.update(phase="silent", silent_since=iso(newest), silent_announced=True, last_word=iso(newest),
-                   resumed_at=None, back_ts=None)
+                   resumed_at=None, back_ts=None, seen_ts=None, seen_at=None)
         return new, [announcement(device, "silent", newest, now, text)]
     silent_since = parse_iso(state["silent_since"])
     if phase == "silent":
         fresh = readings.fresh()
+        if fresh is not None and fresh <= silent_since:
+            fresh = None  # stamped "now" by a clock ahead, but sent before the silence
+        if fresh is None:  # by its stamp; any reading newer than the silence's is a sign of life too
+            latest = readings.latest()
+            fresh = latest if latest is not None and latest > silent_since else None
         if fresh is None:
             return None, []
         new.update(phase="resumed", resumed_at=iso(now), back_ts=iso(fresh), last_word=iso(fresh))
@@ -213,7 +309,7 @@ def decide(state, readings, now, silent_after, zone=None):
     verdict = judge(readings.pins(silent_since, back_ts), silent_since, back_ts, silent_after)
     if not verdict["complete"] and now < resumed_at + silent_after:
         return (new, []) if phase == "silent" else (None, [])  # the backlog may still be on its way
-    text = back_text(device, verdict, zone, now)
+    text = back_text(device, corrected(verdict, skew), zone, now)
     new.update(phase="watching", back_ts=iso(verdict["back_ts"]))  # where the silence ended, as told
     return new, [announcement(device, "back", silent_since, verdict["back_ts"], text, verdict)]
 
@@ -307,7 +403,8 @@ class Run:
                 outcome = channel.send(message, message["text"], timeout=HTTP_TIMEOUT_SECONDS)
                 if outcome.ok:
                     message["delivered"][key] = iso(self.now)
-                    watchdog_state.record_told(state, message, key, iso(self.now))
+                    if message["event"] in ("silent", "back"):  # the Pi's hand-off is about silences only
+                        watchdog_state.record_told(state, message, key, iso(self.now))
                     log.info("sent via %s: %s", channel.name, message["text"])
                     continue
                 if outcome.rejected:

@@ -26,13 +26,16 @@ from dynamo import (
 # not yet delivered to every channel), lease_owner and lease_until (the run delivering them),
 # told (JSON: the channels, by channels.channel_id, that acknowledged the last silence's
 # messages; the Pi reads it), dropped (announcements that expired undelivered, all told) and
-# dropped_at (the last time one did).
+# dropped_at (the last time one did); seen_ts and seen_at (the newest reading and when the
+# watchdog first saw it, kept only while its stamp and the watchdog's clock disagree),
+# skew_seconds (the estimated skew of the Pi's clock) and skew_told (the skew last told).
 WATCHDOG_ATTRIBUTES = ("device", "phase", "version", "silent_since", "silent_announced", "resumed_at",
                        "back_ts", "last_word", "outbox", "lease_owner", "lease_until", "sensors",
-                       "told", "dropped", "dropped_at")
+                       "told", "dropped", "dropped_at", "seen_ts", "seen_at", "skew_seconds", "skew_told")
 JSON_ATTRIBUTES = {"outbox": list, "told": dict}
 OUTBOX_DAYS = 3      # an announcement no channel could take for this long is dropped (watchdog.bound_outbox)...
 OUTBOX_LIMIT = 100   # ...and so are the oldest beyond this many: the item stays far below DynamoDB's 400 KB
+SKEW_TELL = dt.timedelta(minutes=3)  # a Pi clock off by more is told once (watchdog) and shown by `status`
 BATCH_GET_LIMIT = 100  # BatchGetItem's documented maximum of keys
 
 

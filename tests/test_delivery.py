@@ -71,11 +71,23 @@ WATCHDOG_CHANNELS = ("none", "working", "failing then working", "refused for goo
 # channel reachable (an AWS-side or ISP outage, a channel on the LAN); everything down.
 PI_LINKS = ("up", "DynamoDB down, channel reachable", "everything down, then back")
 OUTAGES = {"shorter than silent_after": 3, "longer than silent_after": 12}
+# The Pi's clock against the watchdog's (its stamps minus the real time).
+PI_CLOCKS = {"right": 0, "6 min behind": -6, "30 min ahead": 30}
+# The full product (4 x 3 x 2 x 3 = 72 cells, ~3 s each) is too slow for every run: the right
+# clock takes every cell; a wrong clock every watchdog channel and outage with everything down,
+# then back (the watchdog tells the story), and a working watchdog channel with each other link.
+CELLS = [(channel, link, off, "right") for channel in WATCHDOG_CHANNELS for link in PI_LINKS for off in OUTAGES]
+CELLS += [(channel, "everything down, then back", off, clock) for clock in ("6 min behind", "30 min ahead")
+          for channel in WATCHDOG_CHANNELS for off in OUTAGES]
+CELLS += [("working", link, "longer than silent_after", clock) for clock in ("6 min behind", "30 min ahead")
+          for link in PI_LINKS if link != "everything down, then back"]
 
 
-def run_outage(client, config, webhook, watchdog_channel, pi_link, off_minutes):
+def run_outage(client, config, webhook, watchdog_channel, pi_link, off_minutes, skew_minutes=0):
     """Minute by minute: the Pi's minute (read, buffer, flush if it can, send) and a watchdog
-    run half a minute later, before, during and after a power cut of `off_minutes`."""
+    run half a minute later, before, during and after a power cut of `off_minutes`. The Pi's
+    clock (its readings' stamps, its messages' times) is `skew_minutes` off the real time."""
+    skew = skew_minutes * MINUTE
     pi_config = {**config, "pin": 4, "notify_after": 1}
     wd_config = dict(config)
     if watchdog_channel == "none":
@@ -86,9 +98,10 @@ def run_outage(client, config, webhook, watchdog_channel, pi_link, off_minutes):
     webhook.answer = refused
     off_from = T0 + 31 * MINUTE
     off_until = off_from + off_minutes * MINUTE
-    store(client, config, [(T0 + i * MINUTE, 1) for i in range(31)])
+    start = 30 if not skew else 27  # a wrong clock: the watchdog watches a few minutes before the cut
+    store(client, config, [(T0 + i * MINUTE + skew, 1) for i in range(start + 1)])
     buffered = []
-    minute = T0 + 30 * MINUTE
+    minute = T0 + start * MINUTE
     end = off_until + 12 * MINUTE  # a backoff (5 min at most), the watchdog's wait for the backlog
     said_during = None
     while minute <= end:
@@ -98,13 +111,13 @@ def run_outage(client, config, webhook, watchdog_channel, pi_link, off_minutes):
         value = 0 if outage else 1
         dynamo_up = pi_link == "up" or not outage
         channel_up = pi_link != "everything down, then back" or not outage
-        buffered.append((minute, value))
+        buffered.append((minute + skew, value))
         if dynamo_up:
             store(client, config, buffered)
             buffered = []
-        notifier = notify.Notifier(pi_config, clock=lambda now=minute: now, watchdog_outage=lambda: (
+        notifier = notify.Notifier(pi_config, clock=lambda now=minute + skew: now, watchdog_outage=lambda: (
             watchdog_state.watchdog_outage(client, table_of(config), DEVICE)))
-        notifier.observe(Reading(DEVICE, "4", minute, {"reading": value}))
+        notifier.observe(Reading(DEVICE, "4", minute + skew, {"reading": value}))
         webhook.down = not channel_up
         notifier.finish(link_up=dynamo_up)
         webhook.down = watchdog_channel == "failing then working" and outage
@@ -120,16 +133,32 @@ def told(webhook):
     keys = [request.headers.get("Idempotency-Key") for request in hook]
     assert len(keys) == len(set(keys)), "a message was delivered twice by the same side"
     return ([request.body["state"] for request in hook if "state" in request.body],
-            [request.body["event"] for request in hook if "event" in request.body])
+            [request.body["event"] for request in hook if request.body.get("event") in ("silent", "back")])
 
 
-@pytest.mark.parametrize("off_minutes", OUTAGES.values(), ids=OUTAGES.keys())
-@pytest.mark.parametrize("pi_link", PI_LINKS)
-@pytest.mark.parametrize("watchdog_channel", WATCHDOG_CHANNELS)
+def watchdog_texts(webhook):
+    return {request.body["event"]: request.body["text"] for request in webhook.delivered()
+            if request.path == "/hook" and "event" in request.body}
+
+
+@pytest.mark.parametrize("watchdog_channel, pi_link, outage, pi_clock", CELLS)
 def test_every_working_channel_hears_every_outage(dynamodb, wd_config, webhook, watchdog_channel, pi_link,
-                                                  off_minutes):
-    pi_config, said_during = run_outage(dynamodb, wd_config, webhook, watchdog_channel, pi_link, off_minutes)
+                                                  outage, pi_clock):
+    off_minutes = OUTAGES[outage]
+    pi_config, said_during = run_outage(dynamodb, wd_config, webhook, watchdog_channel, pi_link, off_minutes,
+                                        PI_CLOCKS[pi_clock])
     pi_said, watchdog_said = told(webhook)
+    # the times the watchdog tells are the real ones whatever the Pi's clock: its last reading
+    # before the cut came at 22:30 UTC, the power was off from 22:31 for off_minutes
+    texts = watchdog_texts(webhook)
+    if "silent" in texts:
+        assert texts["silent"].startswith("No word from alex_rpi since 22:30 UTC (")
+    if "back" in texts:
+        assert f"the power was OFF 22:31–22:{31 + off_minutes} UTC ({off_minutes} min)" in texts["back"]
+    skews = [request for request in webhook.delivered() if request.body.get("event") == "skew"]
+    assert len(skews) <= 1  # told once
+    if pi_clock != "right" and watchdog_channel in ("working", "failing then working"):
+        assert len(skews) == 1 and skews[0].body["skew_minutes"] == PI_CLOCKS[pi_clock]
     # at most once from each side
     assert pi_said.count("off") <= 1 and pi_said.count("on") <= 1
     assert watchdog_said.count("silent") <= 1 and watchdog_said.count("back") <= 1

@@ -20,6 +20,7 @@ import watchdog
 from filebuffer import Reading
 
 UTC = dt.timezone.utc
+MINUTE = dt.timedelta(minutes=1)
 DEVICE = "alex_rpi"
 T0 = dt.datetime(2025, 6, 21, 22, 0, 3, tzinfo=UTC)  # readings are stamped 3 s into the minute
 
@@ -181,9 +182,10 @@ def test_times_in_the_users_zone(dynamodb, wd_config, webhook, zone, silent, bac
 
 def test_silence_shorter_than_silent_after_says_nothing(dynamodb, wd_config, webhook):
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
-    pin(dynamodb, wd_config, at("22:34"), at("22:40"), 0)  # 4 minutes without a reading, then OFF
     assert check(wd_config, dynamodb, at("22:31")) == {DEVICE: "recorded"}  # first sight: its sensors
-    for minute in range(32, 44):  # the last reading is at 22:39
+    for minute in range(32, 44):  # 4 minutes without a reading, then OFF until 22:39, each as it comes
+        if 34 <= minute <= 39:
+            pin(dynamodb, wd_config, at(f"22:{minute}"), at(f"22:{minute}") + MINUTE, 0)
         assert check(wd_config, dynamodb, at(f"22:{minute}")) == {DEVICE: "quiet"}
     assert webhook.requests == [] and state_of(dynamodb, wd_config)["phase"] == "watching"
 
@@ -197,20 +199,46 @@ def test_device_never_seen(dynamodb, wd_config, webhook, caplog):
     assert state_of(dynamodb, wd_config, "nobody")["phase"] == "unseen"
     pin(dynamodb, wd_config, at("22:37"), at("22:39"), 1, device="nobody")
     assert check(wd_config, dynamodb, at("22:39")) == {"nobody": "recorded"}  # seen at last: watched
-    assert check(wd_config, dynamodb, at("22:45")) == {"nobody": "silent"}
+    # 22:44 is the first run that finds it silent (at 22:45, with no run at 22:44, it would be looked
+    # at once more, a minute later: a stamp older than one run past silent_after may be a clock behind)
+    assert check(wd_config, dynamodb, at("22:44")) == {"nobody": "silent"}
     assert webhook.requests[0].body["text"].startswith("No word from nobody since 22:38 UTC")
 
 
-@pytest.mark.parametrize("ahead, silent", [(dt.timedelta(minutes=1), False), (dt.timedelta(minutes=30), True)])
-def test_device_whose_clock_runs_ahead(dynamodb, wd_config, webhook, ahead, silent):
-    """Readings stamped in the future are no sign of life beyond a small skew: a Pi whose clock
-    runs half an hour ahead looks silent (its readings are filed under the wrong minutes)."""
-    pin(dynamodb, wd_config, T0, at("22:20"), 1)
-    pin(dynamodb, wd_config, at("22:20") + ahead, at("22:40") + ahead, 1)
-    outcome = check(wd_config, dynamodb, at("22:40"))
-    assert outcome == {DEVICE: "silent" if silent else "recorded"}
-    if silent:
-        assert bodies(webhook)[0]["silent_since"] == "2025-06-21T22:19:03.000000+00:00"
+@pytest.mark.parametrize("skew, since, down", [
+    (dt.timedelta(minutes=30), "22:30 UTC (5 min)", "22:30–22:50"),
+    (dt.timedelta(minutes=-6), "22:30 UTC (5 min)", "22:30–22:50"),
+    (dt.timedelta(minutes=1), "22:31 UTC (5 min)", "22:31–22:51"),  # within CLOCK_SKEW: judged by its stamps
+], ids=["30 min ahead", "6 min behind", "1 min ahead"])
+def test_a_pi_clock_off_is_judged_by_when_its_readings_arrive(dynamodb, wd_config, webhook, skew, since, down):
+    """Readings arrive each minute stamped `skew` off: not silent while they come; the skew told
+    once (when past SKEW_TELL); when they stop, 'since' is when the last one came, not its stamp."""
+    pin(dynamodb, wd_config, at("22:00") + skew, at("22:20") + skew, 1)  # sent before the watchdog's first look
+    for minute in range(20, 31):  # the Pi sends 22:20..22:30 (real time), the watchdog runs each minute
+        pin(dynamodb, wd_config, at(f"22:{minute}") + skew, at(f"22:{minute + 1}") + skew, 1)
+        assert check(wd_config, dynamodb, at(f"22:{minute}") + dt.timedelta(seconds=30))[DEVICE] != "silent"
+    outcomes = [check(wd_config, dynamodb, at(f"22:{minute}") + dt.timedelta(seconds=30))[DEVICE]
+                for minute in range(31, 37)]
+    # silent at the first run more than silent_after (5 min) after the last reading came
+    silent_at = 36 if since.startswith("22:31") else 35
+    assert outcomes == ["quiet"] * (silent_at - 31) + ["silent"] + ["quiet"] * (36 - silent_at)
+    texts = [body["text"] for body in bodies(webhook)]
+    assert texts[-1] == f"No word from alex_rpi since {since}: power or internet is down there"
+    skews = [body for body in bodies(webhook) if body["event"] == "skew"]
+    if abs(skew) > watchdog_state.SKEW_TELL:
+        (told,) = skews
+        assert told["skew_minutes"] == skew // dt.timedelta(minutes=1)
+        assert told["text"].startswith(f"alex_rpi's clock is {abs(skew) // dt.timedelta(minutes=1)} min "
+                                       f"{'ahead' if skew > dt.timedelta(0) else 'behind'}: ")
+        line = status.watchdog_status_line(dynamodb, dynamo.table_names(wd_config["table_prefix"])["minutes"],
+                                           DEVICE, at("22:37"))
+        assert f"its clock is {abs(skew) // dt.timedelta(minutes=1)} min" in line
+    else:
+        assert skews == [] and len(texts) == 1
+    # back: the readings of the silence (all ON) tell an internet outage, at the right times
+    pin(dynamodb, wd_config, at("22:31") + skew, at("22:51") + skew, 1)
+    check(wd_config, dynamodb, at("22:50") + dt.timedelta(seconds=30))
+    assert bodies(webhook)[-1]["text"] == f"alex_rpi is back: the power stayed ON; the internet was down {down} UTC"
 
 
 def test_many_devices_each_on_its_own(dynamodb, wd_config, webhook):
@@ -415,9 +443,9 @@ def test_handler_as_lambda_calls_it_with_secrets_from_ssm(dynamodb, wd_config, w
                         "BLACKOUT_SECRETS_PARAMETER": "/blackout/watchdog", "BLACKOUT_TIMEZONE": "UTC"}.items():
         monkeypatch.setenv(name, value)
     pin(dynamodb, wd_config, T0, at("22:31"), 1)
-    event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.scheduler", "at": "2025-06-21T22:36:10Z"}
+    event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.scheduler", "at": "2025-06-21T22:35:10Z"}
     result = watchdog.handler(event, LambdaContext())
-    assert result == {"checked": 2, "at": "2025-06-21T22:36:10.000000+00:00", "announced": [DEVICE]}
+    assert result == {"checked": 2, "at": "2025-06-21T22:35:10.000000+00:00", "announced": [DEVICE]}
     (request,) = webhook.delivered()
     assert request.path == "/hook/s3cr3t" and request.body["text"].startswith("No word from alex_rpi since 22:30 UTC (")
     assert watchdog.handler(event, LambdaContext())["announced"] == []

@@ -37,20 +37,20 @@ def events(server):
 @pytest.mark.parametrize("cause, backlog, back_at, texts", [
     ("power", [("0", "2025-06-21T22:31", "2025-06-22T01:30"), ("1", "2025-06-22T01:30", "2025-06-22T01:32")],
      ["2025-06-22T01:32:30"],
-     ["No word from alex_rpi since 22:30 UTC (6 min): power or internet is down there",
+     ["No word from alex_rpi since 22:30 UTC (5 min): power or internet is down there",
       "alex_rpi is back: the power was OFF 2025-06-21 22:31–01:30 UTC (2 h 59 min)"]),
     ("link", [("1", "2025-06-21T22:31", "2025-06-21T23:11")], ["2025-06-21T23:11:30"],
-     ["No word from alex_rpi since 22:30 UTC (6 min): power or internet is down there",
+     ["No word from alex_rpi since 22:30 UTC (5 min): power or internet is down there",
       "alex_rpi is back: the power stayed ON; the internet was down 22:30–23:10 UTC"]),
     ("unknown", [("1", "2025-06-22T01:30", "2025-06-22T01:32")], ["2025-06-22T01:32:30", "2025-06-22T01:37:30"],
-     ["No word from alex_rpi since 22:30 UTC (6 min): power or internet is down there",
+     ["No word from alex_rpi since 22:30 UTC (5 min): power or internet is down there",
       "alex_rpi is back after 3 h 0 min of silence (2025-06-21 22:30–01:30 UTC) without readings of that "
       "time: the Pi itself was down, so the cause is unknown"]),
 ])
 def test_each_cause_is_two_messages(env, webhook, cause, backlog, back_at, texts):
     readings(env, "1", "2025-06-21T22:00", "2025-06-21T22:31")
     watch(env, "2025-06-21T22:34:59")  # the last reading was at 22:30:00: not yet 5 minutes
-    watch(env, "2025-06-21T22:36:30")
+    watch(env, "2025-06-21T22:35:30")
     watch(env, "2025-06-21T22:37:30")
     for value, start, until in backlog:
         readings(env, value, start, until)
@@ -70,7 +70,7 @@ def test_each_cause_is_two_messages(env, webhook, cause, backlog, back_at, texts
 
 def test_three_overlapping_runs_announce_once(env, webhook):
     readings(env, "1", "2025-06-21T22:00", "2025-06-21T22:31")
-    runs = [subprocess.Popen([PYTHON, str(PROJECT_DIR / "watchdog.py"), "--at", "2025-06-21T22:36:30"],
+    runs = [subprocess.Popen([PYTHON, str(PROJECT_DIR / "watchdog.py"), "--at", "2025-06-21T22:35:30"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(3)]
     for process in runs:
@@ -82,7 +82,7 @@ def test_three_overlapping_runs_announce_once(env, webhook):
 def test_channel_down_during_the_announcement_sends_it_later_once(env, webhook):
     readings(env, "1", "2025-06-21T22:00", "2025-06-21T22:31")
     webhook.down = True
-    result = run_script("watchdog.py", "--at", "2025-06-21T22:36:30", env=env)
+    result = run_script("watchdog.py", "--at", "2025-06-21T22:35:30", env=env)
     assert result.returncode == 0 and webhook.dropped >= 1 and webhook.requests == []
     webhook.down = False
     watch(env, "2025-06-21T22:37:30")
@@ -105,13 +105,13 @@ def test_crash_between_send_and_record_is_sent_again_under_the_same_key(env):
     try:
         env = {**env, "BLACKOUT_WEBHOOK_URL": f"{receiver.url}/hook"}
         readings(env, "1", "2025-06-21T22:00", "2025-06-21T22:31")
-        process = subprocess.Popen([PYTHON, str(PROJECT_DIR / "watchdog.py"), "--at", "2025-06-21T22:36:30"],
+        process = subprocess.Popen([PYTHON, str(PROJECT_DIR / "watchdog.py"), "--at", "2025-06-21T22:35:30"],
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert arrived.wait(120)
         process.kill()
         process.communicate(timeout=60)
         release.set()
-        watch(env, "2025-06-21T22:36:50")  # within the lease: left alone
+        watch(env, "2025-06-21T22:35:50")  # within the lease: left alone
         watch(env, "2025-06-21T22:38:30")
         watch(env, "2025-06-21T22:39:30")
         first, again = receiver.requests
@@ -124,19 +124,24 @@ def test_crash_between_send_and_record_is_sent_again_under_the_same_key(env):
 
 def test_device_never_seen_and_device_with_a_wrong_clock(env, webhook):
     """A device never seen is said once (stderr: cron mails it), then nothing. A Pi whose clock
-    jumped half an hour ahead files its readings under future minutes: they are no sign of
-    life, so it is announced silent since its last believable reading."""
+    runs half an hour ahead files its readings under future minutes: while new ones come it is
+    not silent; its clock is told once; when it stops, its silence is told from when it stopped."""
     fast = {**env, "BLACKOUT_DEVICE": "fast_clock"}
-    readings(fast, "1", "2025-06-21T22:00", "2025-06-21T22:20")
-    readings(fast, "1", "2025-06-21T22:50", "2025-06-21T23:07")  # 22:20..22:37 stamped 30 min ahead
-    result = run_script("watchdog.py", "--device", "ghost", "--device", "fast_clock", "--at", "2025-06-21T22:36",
+    readings(fast, "1", "2025-06-21T22:50", "2025-06-21T23:06")  # 22:20..22:36 stamped 30 min ahead
+    result = run_script("watchdog.py", "--device", "ghost", "--device", "fast_clock", "--at", "2025-06-21T22:35:30",
                         env=env)
     assert result.returncode == 0 and result.stdout == ""
     assert result.stderr.count("ghost has no reading in the last 72 hours") == 1
     assert "fast_clock" not in result.stderr
-    watch(env, "2025-06-21T22:37", "--device", "ghost", "--device", "fast_clock")
+    readings(fast, "1", "2025-06-21T23:06", "2025-06-21T23:07")  # 22:36: its last reading
+    watch(env, "2025-06-21T22:36:30", "--device", "ghost", "--device", "fast_clock")
+    for minute in range(37, 43):
+        watch(env, f"2025-06-21T22:{minute}:30", "--device", "ghost", "--device", "fast_clock")
     assert [r.body["text"] for r in webhook.delivered()] == [
-        "No word from fast_clock since 22:19 UTC (17 min): power or internet is down there"]
+        "fast_clock's clock is 30 min ahead: the watchdog corrects the times it tells, but the readings are "
+        "filed under the wrong minutes; check the Pi's time sync (NTP)",
+        "No word from fast_clock since 22:36 UTC (5 min): power or internet is down there"]
+    assert webhook.delivered()[1].body["silent_since"] == "2025-06-21T23:06:00.000000+00:00"  # its own stamp
 
 
 @pytest.mark.parametrize("args, message", [
