@@ -354,7 +354,7 @@ def test_the_watchdog_sends_through_apprise_urls_kept_in_ssm(dynamodb, config, h
                         "BLACKOUT_SECRETS_PARAMETER": "/blackout/watchdog"}.items():
         monkeypatch.setenv(name, value)
     pin(dynamodb, config, T0, at("22:31"), 1)
-    event = {"at": "2025-06-21T22:36:10Z"}
+    event = {"at": "2025-06-21T22:35:10Z"}
     assert watchdog.handler(event, LambdaContext())["announced"] == [DEVICE]
     assert watchdog.handler(event, LambdaContext())["announced"] == []
     for server in (hook, ntfy):

@@ -58,7 +58,7 @@ def test_the_watchdogs_delivered_story_replaces_the_pis_messages(server_env, ser
     minute(env, "1", "--at", "2025-06-21T22:30")
     minute(cut_off, "0", "--at", "2025-06-21T22:31")  # power OFF: told at once, on the LAN
     assert [request.body.get("state") for request in webhook.delivered()] == ["off"]
-    result = run_script("watchdog.py", "--at", "2025-06-21T22:36:30", env=watchdog_env)
+    result = run_script("watchdog.py", "--at", "2025-06-21T22:35:30", env=watchdog_env)
     assert result.returncode == 0, result.stderr
     said = ["silent"] if watchdog_has_the_channel else []
     assert [request.body.get("event") for request in webhook.delivered() if "event" in request.body] == said
