@@ -284,7 +284,9 @@ ATTRIBUTES = st.one_of(st.sampled_from(["ts", "reading", "temperature_c", "humid
                                         "device", "pk_status", "ttl", "phase"]), st.text(min_size=1, max_size=8))
 SENSORS = st.one_of(st.sampled_from(["4", "bme280", "5", "x", "", "#"]), st.text(max_size=6))
 HOURS = st.one_of(st.sampled_from(["2025-06-21-11", "2025-06-21-12", "2025-06-21-10", "2025-06-21", "2025-06",
-                                   "2025-6-21-11", "9999-12-31-23", "0000-01-01-00"]), st.text(max_size=14))
+                                   "2025-6-21-11", "2025-06-21-24", "0000-01-01-00"]),
+                  st.sampled_from(["9999-12-31-23", "0001-01-01-00", "2099-01-01-00"]),  # hours at the ends of time
+                  st.text(max_size=14))
 PKS = st.one_of(
     st.builds(lambda s, h: f"device#{MALLORY}#sensor#{s}#date#{h}", SENSORS, HOURS),
     st.just(f"device#{MALLORY}#registry"),
@@ -305,8 +307,15 @@ STATUS_KEYS = st.sampled_from([dynamo.status_key(device, sensor) for device in (
 KNOWN = st.fixed_dictionaries({}, optional={
     "ts": TIMES, "pk_status": STATUS_KEYS, "reading": values(), "sensor": SENSORS.map(lambda text: {"S": text}),
     "device": st.sampled_from([HONEST, MALLORY, ""]).map(lambda text: {"S": text})})
-ITEMS = st.builds(lambda pk, sk, known, other: {**other, **known, "pk": {"S": pk}, "sk": {"S": sk}},
-                  PKS, SKS, KNOWN, st.dictionaries(ATTRIBUTES, values(), max_size=4))
+OTHER = st.dictionaries(ATTRIBUTES, values(), max_size=4)
+ITEMS = st.one_of(
+    st.builds(lambda pk, sk, known, other: {**other, **known, "pk": {"S": pk}, "sk": {"S": sk}},
+              PKS, SKS, KNOWN, OTHER),
+    # forged markers of new hours in its own marker partitions: any hour, any ts (or none)
+    st.builds(lambda sensor, hour, known, other: {**other, **known, "pk": {"S": dynamo.status_key(MALLORY, sensor)},
+                                                  "sk": {"S": f"hour#{hour}"}},
+              st.sampled_from(["4", "bme280"]), HOURS, KNOWN, OTHER),
+)
 WRITES = st.lists(st.tuples(st.sampled_from(["minutes", "minutes", "hours", "days"]), ITEMS), min_size=1, max_size=8)
 
 
