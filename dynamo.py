@@ -457,14 +457,22 @@ def delete_marker(client, table, device, sensor, hour, ts):
 
 
 def markers(client, table, device, sensor, log_bad=None):
-    """{hour: ts} of the sensor's markers of new hours: one paginated Query of their partition."""
-    found = {}
+    """{hour: ts} of the sensor's markers of new hours: one paginated Query of their partition.
+
+    The partition is the device's own, so the device could write anything there: a marker that
+    is not as the flush writes it (sk hour#YYYY-MM-DD-HH from 2024 to a day after now, ts an ISO
+    time) is skipped with a warning, never aggregated, so it cannot stop the device's own run."""
+    import untrusted  # it imports this module
+
+    found, now = {}, utc_now()
     for item in query_all(client, TableName=table, ConsistentRead=True, KeyConditionExpression="pk = :pk",
                           ExpressionAttributeValues={":pk": {"S": status_key(device, sensor)}}):
         try:
-            found[marker_hour(item["sk"]["S"])] = item["ts"]["S"]
-        except (KeyError, TypeError, ValueError):
-            (log_bad or log.warning)("skipping a bad marker item %s", item.get("sk"))
+            _, _, hour, _ = untrusted.new_hour_marker(item, device, sensor, now=now)
+            found[hour] = item["ts"]["S"]  # as stored: the conditional delete compares it
+        except (untrusted.BadItem, KeyError, TypeError, ValueError) as error:
+            (log_bad or log.warning)("skipping a bad marker item sk=%s: %s",
+                                     untrusted.one_line(repr(item.get("sk")), 80), error)
     return found
 
 

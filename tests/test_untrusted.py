@@ -24,7 +24,7 @@ from filebuffer import Reading
 from utils import ConfigError, JobFailed, load_config, run_cli
 
 UTC = dt.timezone.utc
-NOW = dt.datetime(2025, 6, 21, 12, 5, 30, tzinfo=UTC)  # every hour settled: a rerun only asks the index
+NOW = dt.datetime(2025, 6, 21, 12, 5, 30, tzinfo=UTC)  # every hour settled: a rerun only reads the markers
 HONEST, SILENT, MALLORY = "honest_rpi", "silent_rpi", "mallory"
 
 
@@ -153,8 +153,10 @@ def put_readings(client, config, device, start, end, off=()):
     while ts < end:
         times.append(ts)
         ts += dt.timedelta(minutes=1)
+    # as the flush writes them: minute items (no pk_status), then a marker of each of their hours
+    hours = sorted({ts.replace(minute=0, second=0, microsecond=0) for ts in times})
     dynamo.put_all(client, [(table, dynamo.minute_item(Reading(device, "4", ts, {"reading": 0 if ts in off else 1})))
-                            for ts in times])
+                            for ts in times] + [(table, dynamo.marker_item(device, "4", hour, end)) for hour in hours])
 
 
 @pytest.fixture
@@ -179,7 +181,8 @@ def everything_of(client, config, device):
                                   ExpressionAttributeValues={":pk": {"S": dynamo.hour_key(device, "4", NOW)[0]}}))
     days = list(dynamo.query_all(client, TableName=tables["days"], KeyConditionExpression="pk = :pk",
                                  ExpressionAttributeValues={":pk": {"S": dynamo.day_key(device, "4", NOW)[0]}}))
-    return {"hours": hours, "days": days, "new": aggregate.new_items(client, tables["minutes"], device, "4")}
+    # the hours waiting for the aggregator: the device's pending markers of new hours
+    return {"hours": hours, "days": days, "new": dynamo.markers(client, tables["minutes"], device, "4")}
 
 
 def run_all_commands(client, wd, config):
@@ -215,14 +218,22 @@ def put_hostile(client, config, table_kind, item):
 def test_one_devices_bad_items_cost_only_its_own_check(three, dynamodb, config, caplog):
     baseline = run_all_commands(dynamodb, three, config)
     assert baseline[HONEST]["outcome"] == "recorded" and baseline[SILENT]["outcome"] == "silent"
-    assert baseline[HONEST]["hours"] and baseline[HONEST]["new"] == set()
+    assert baseline[HONEST]["hours"] and baseline[HONEST]["new"] == {}
     table = dynamo.table_names(config["table_prefix"])["minutes"]
     mallory_pk = dynamo.minute_key(MALLORY, "4", minute("11:59"))[0]
+    mallory_markers = dynamo.status_key(MALLORY, "4")
     bad = [
+        # forged markers in its own marker partition: garbage sk or ts
+        {"pk": {"S": mallory_markers}, "sk": {"S": "hour#9999-12-31-23"}, "ts": {"S": "2025-06-21T11:57:03+00:00"}},
+        {"pk": {"S": mallory_markers}, "sk": {"S": "hour#garbage"}, "ts": {"S": "2025-06-21T11:57:03+00:00"}},
+        {"pk": {"S": mallory_markers}, "sk": {"S": "hour#2025-06-21-10"}, "ts": {"N": "5"}},
+        {"pk": {"S": mallory_markers}, "sk": {"S": "hour#2025-06-21-09"}},  # no ts
+        # a good marker, so its own aggregator reads its hour 11 and meets the bad minutes below
+        dynamo.marker_item(MALLORY, "4", minute("11:00").replace(second=0), NOW),
         {"pk": {"S": mallory_pk}, "sk": {"S": "time#59"}, "ts": {"S": "garbage"}, "reading": {"N": "1"}},
         {"pk": {"S": mallory_pk}, "sk": {"S": "time#58"}, "reading": {"N": "1"}},  # no ts
         {"pk": {"S": "device#mallory#registry"}, "sk": {"S": "sensor#5"}, "device": {"S": MALLORY}},  # no sensor
-        # its own partition, naming the victims in pk_status: the victims' aggregator must not touch it
+        # its own partition, naming the victims in pk_status (the index of an earlier version): inert
         {"pk": {"S": mallory_pk}, "sk": {"S": "time#57"}, "ts": {"S": "2025-06-21T11:57:03.000000+00:00"},
          "pk_status": {"S": dynamo.status_key(HONEST, "4")}, "reading": {"N": "1"}},
         {"pk": {"S": "device#mallory#x"}, "sk": {"S": "y"}, "ts": {"S": "2025-06-21T11:57:03.000000+00:00"},
@@ -232,11 +243,10 @@ def test_one_devices_bad_items_cost_only_its_own_check(three, dynamodb, config, 
         dynamodb.put_item(TableName=table, Item=item)
     with caplog.at_level(logging.WARNING):
         after = run_all_commands(dynamodb, three, config)
-    assert after == {device: {**baseline[device], "status": after[device]["status"]} for device in baseline}
-    for device in (HONEST, SILENT):  # the same lines, plus one counting what was skipped
-        assert after[device]["status"][:-1] == baseline[device]["status"]
-        assert after[device]["status"][-1].startswith("bad items: ")
-    assert "skipped a bad status-index item pk='device#mallory#x' sk='y'" in caplog.text
+    # the same verdicts, aggregates, markers and status lines: the victims' commands read only
+    # their own partitions, so they never even meet (or count) MALLORY's bad items
+    assert after == baseline
+    assert "skipping a bad marker item sk={'S': 'hour#9999-12-31-23'}" in caplog.text
     assert "skipped a bad minutes item pk='device#mallory#sensor#4#date#2025-06-21-11' sk='time#59'" in caplog.text
 
 
@@ -274,7 +284,9 @@ ATTRIBUTES = st.one_of(st.sampled_from(["ts", "reading", "temperature_c", "humid
                                         "device", "pk_status", "ttl", "phase"]), st.text(min_size=1, max_size=8))
 SENSORS = st.one_of(st.sampled_from(["4", "bme280", "5", "x", "", "#"]), st.text(max_size=6))
 HOURS = st.one_of(st.sampled_from(["2025-06-21-11", "2025-06-21-12", "2025-06-21-10", "2025-06-21", "2025-06",
-                                   "2025-6-21-11", "9999-12-31-23", "0000-01-01-00"]), st.text(max_size=14))
+                                   "2025-6-21-11", "2025-06-21-24", "0000-01-01-00"]),
+                  st.sampled_from(["9999-12-31-23", "0001-01-01-00", "2099-01-01-00"]),  # hours at the ends of time
+                  st.text(max_size=14))
 PKS = st.one_of(
     st.builds(lambda s, h: f"device#{MALLORY}#sensor#{s}#date#{h}", SENSORS, HOURS),
     st.just(f"device#{MALLORY}#registry"),
@@ -282,19 +294,28 @@ PKS = st.one_of(
     st.text(max_size=30).map(lambda rest: f"device#{MALLORY}#{rest}"),  # LeadingKeys: only this prefix is sure
 )
 SKS = st.one_of(st.sampled_from(["time#59", "time#00", "time#7", "time#60", "sensor#4", "sensor#bme280", "sensor#x",
-                                 "hour#2025-06-21-11", "state"]), st.text(min_size=1, max_size=12))
+                                 "state"]),
+                st.builds(lambda hour: f"hour#{hour}", HOURS),  # forged markers of new hours
+                st.text(min_size=1, max_size=12))
 TIMES = st.one_of(st.sampled_from(["2025-06-21T11:59:03.000000+00:00", "2025-06-21T12:05:00.000000+00:00",
                                    "9999-12-31T23:59:59-01:00", "garbage", "2025-06-21T11:59:03"]),
                   st.text(min_size=1, max_size=30)).map(lambda text: {"S": text})
 STATUS_KEYS = st.sampled_from([dynamo.status_key(device, sensor) for device in (HONEST, SILENT, MALLORY)
                                for sensor in ("4", "bme280")]).map(lambda text: {"S": text})
-# the attributes that matter, each present half the time (the index needs pk_status and ts as
-# strings), then any others
+# the attributes that matter, each present half the time (the old index needed pk_status and ts
+# as strings), then any others
 KNOWN = st.fixed_dictionaries({}, optional={
     "ts": TIMES, "pk_status": STATUS_KEYS, "reading": values(), "sensor": SENSORS.map(lambda text: {"S": text}),
     "device": st.sampled_from([HONEST, MALLORY, ""]).map(lambda text: {"S": text})})
-ITEMS = st.builds(lambda pk, sk, known, other: {**other, **known, "pk": {"S": pk}, "sk": {"S": sk}},
-                  PKS, SKS, KNOWN, st.dictionaries(ATTRIBUTES, values(), max_size=4))
+OTHER = st.dictionaries(ATTRIBUTES, values(), max_size=4)
+ITEMS = st.one_of(
+    st.builds(lambda pk, sk, known, other: {**other, **known, "pk": {"S": pk}, "sk": {"S": sk}},
+              PKS, SKS, KNOWN, OTHER),
+    # forged markers of new hours in its own marker partitions: any hour, any ts (or none)
+    st.builds(lambda sensor, hour, known, other: {**other, **known, "pk": {"S": dynamo.status_key(MALLORY, sensor)},
+                                                  "sk": {"S": f"hour#{hour}"}},
+              st.sampled_from(["4", "bme280"]), HOURS, KNOWN, OTHER),
+)
 WRITES = st.lists(st.tuples(st.sampled_from(["minutes", "minutes", "hours", "days"]), ITEMS), min_size=1, max_size=8)
 
 
@@ -354,7 +375,11 @@ def test_a_reading_under_another_device_name_is_held_once_never_batched(dynamodb
     assert buffer.count() == 0 and buffer.count("held") == 1  # the good one was sent
     table = dynamo.table_names(config["table_prefix"])["minutes"]
     stored = dynamodb.scan(TableName=table)["Items"]
-    assert {item["pk"]["S"] for item in stored if "ts" in item} == {"device#alex_rpi#sensor#4#date#2025-06-21-10"}
+    readings = [item for item in stored if item["sk"]["S"].startswith("time#")]
+    assert {item["pk"]["S"] for item in readings} == {"device#alex_rpi#sensor#4#date#2025-06-21-10"}
+    # the only marker of new hours is the device's own, of the good reading's hour
+    assert {(item["pk"]["S"], item["sk"]["S"]) for item in stored if item["sk"]["S"].startswith("hour#")} == {
+        dynamo.marker_key("alex_rpi", "4", minute("10:00").replace(second=0))}
     assert dynamo.flush_and_report(config) is not None  # said once: the next flush is quiet
 
 
@@ -414,3 +439,27 @@ def test_a_config_error_never_echoes_a_token_looking_value(environ):
         load_config(None, ("device", "telegram_chat_id", "telegram_api_url"), environ)
     assert "secret" not in str(error.value) and "gn5kj6" not in str(error.value)
     assert "looks like a token" in str(error.value) or "characters" in str(error.value)
+
+
+# --- a device's own garbage markers ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("sk, ts", [
+    ("hour#garbage", {"S": "2025-06-21T11:00:00.000000+00:00"}),    # bad sk
+    ("hour#2025-06-21-24", {"S": "2025-06-21T11:00:00.000000+00:00"}),
+    ("hour#9999-12-31-23", {"S": "2025-06-21T11:00:00.000000+00:00"}),  # its hour + 1 h overflows
+    ("hour#0001-01-01-00", {"S": "2025-06-21T11:00:00.000000+00:00"}),
+    ("hour#2025-6-21-9", {"S": "2025-06-21T11:00:00.000000+00:00"}),     # not as the flush writes it
+    ("hour#2025-06-21-09", None),                                        # no ts
+    ("hour#2025-06-21-09", {"N": "5"}),                                  # ts a number
+    ("hour#2025-06-21-09", {"S": ""}),
+    ("hour#2025-06-21-09", {"S": "garbage"}),
+    ("hour#2025-06-21-09", {"L": [{"S": "x"}]}),
+])
+def test_a_garbage_marker_in_a_devices_own_partition_does_not_stop_its_aggregation(dynamodb, config, sk, ts):
+    put_readings(dynamodb, config, HONEST, minute("11:00"), minute("12:00"))
+    table = dynamo.table_names(config["table_prefix"])["minutes"]
+    garbage = {"pk": {"S": dynamo.status_key(HONEST, "4")}, "sk": {"S": sk}, **({"ts": ts} if ts else {})}
+    dynamodb.put_item(TableName=table, Item=garbage)
+    result = aggregate.aggregate(config, HONEST, client=dynamodb, now=NOW)
+    assert result.hours == 1  # hour 11, from its marker
+    assert set(dynamo.markers(dynamodb, table, HONEST, "4")) <= {minute("09:00").replace(second=0)}
