@@ -41,12 +41,16 @@ S3_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.=/-]{1,512}$")
 
 # A value that may be a credential pasted into the wrong key: a Telegram bot token anywhere in
 # it, or a long run of letters and digits mixed (API keys, Pushbullet's o.TOKEN, ntfy topics).
-TOKEN_LIKE_RE = re.compile(r"[0-9]{5,}:[A-Za-z0-9_-]{20,}|(?=[A-Za-z0-9_+=-]{20,})"
-                           r"(?=[A-Za-z_+=-]*[0-9])(?=[0-9_+=-]*[A-Za-z])[A-Za-z0-9_+=-]{20,}")
+# Each pattern starts only where a run starts (the lookbehinds), so a megabyte-long value is
+# read once, not once per character.
+TELEGRAM_TOKEN_RE = re.compile(r"(?<![0-9])[0-9]{5,}:[A-Za-z0-9_-]{20,}")
+TOKEN_RUN_RE = re.compile(r"(?<![A-Za-z0-9_+=-])[A-Za-z0-9_+=-]{20,}")
 
 
 def looks_like_token(text):
-    return bool(TOKEN_LIKE_RE.search(text))
+    if TELEGRAM_TOKEN_RE.search(text):
+        return True
+    return any(any(c.isdigit() for c in run) and any(c.isalpha() for c in run) for run in TOKEN_RUN_RE.findall(text))
 
 
 def shown(value, limit=60):
