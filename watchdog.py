@@ -183,7 +183,7 @@ class Readings:
         self.now, self.silent_after = now, silent_after
         self._sensors = known_sensors or None  # from the state item: no registry Query while all is well
         self._registry_read = False
-        self._fresh = self._newest = self._latest = None
+        self._fresh = self._newest = self._latest = self._latest_items = None
 
     def sensors(self, from_registry=False):
         """The device's sensors, pins first (they decide, and a fresh one ends the search)."""
@@ -219,26 +219,29 @@ class Readings:
         return self._fresh[0]
 
     def newest(self):
-        """The newest reading stamped no later than now (+ skew), or None: found from the
-        sensors' `latest` items however old it is, else looked for within LOOK_BACK."""
+        """The newest reading stamped no later than now (+ skew), or None."""
         if self._newest is None:
-            until, latest = self.now + CLOCK_SKEW, dynamo.latest_times(self.client, self.table, self.device)
-            found = []
-            for sensor in self.sensors():
-                item = (dynamo.newest_reading_from(self.client, self.table, self.device, sensor, latest[sensor], until)
-                        if sensor in latest else None)
-                found.append(parse_iso(item["ts"]) if item else self._newest_of(sensor, self.now - LOOK_BACK, until))
-            found = [ts for ts in found if ts is not None and ts <= self.now + CLOCK_SKEW]
-            self._newest = (max(found) if found else None,)
+            self._newest = (self._newest_until(self.now + CLOCK_SKEW),)
         return self._newest[0]
 
     def latest(self):
-        """The newest reading stamped up to LOOK_AHEAD after now (a clock ahead), within LOOK_BACK, or None."""
+        """The newest reading stamped up to LOOK_AHEAD after now (a clock ahead), or None."""
         if self._latest is None:
-            found = [self._newest_of(sensor, self.now - LOOK_BACK, self.now + LOOK_AHEAD) for sensor in self.sensors()]
-            found = [ts for ts in found if ts is not None]
-            self._latest = (max(found) if found else None,)
+            self._latest = (self._newest_until(self.now + LOOK_AHEAD),)
         return self._latest[0]
+
+    def _newest_until(self, until):
+        """The newest reading stamped no later than `until`: found from the sensors' `latest`
+        items however old it is, else looked for within LOOK_BACK."""
+        if self._latest_items is None:
+            self._latest_items = dynamo.latest_times(self.client, self.table, self.device)
+        found = []
+        for sensor in self.sensors():
+            latest = self._latest_items.get(sensor)
+            item = dynamo.newest_reading_from(self.client, self.table, self.device, sensor, latest, until) if latest else None
+            found.append(parse_iso(item["ts"]) if item else self._newest_of(sensor, self.now - LOOK_BACK, until))
+        found = [ts for ts in found if ts is not None and ts <= until]
+        return max(found) if found else None
 
     def pins(self, since, until):
         """[(ts, value)] of every pin sensor from `silent_after` before `since` to `until`."""

@@ -58,7 +58,7 @@ def test_the_demo_pipeline_ends_in_plots(moto_server, tmp_path, monkeypatch):
     assert "Power OFF at 2025-10-25 09:00 EEST (device demo_rpi, pin 4)" in listed  # notify.py list
     # status finds the demo's data, a year old or more, and tells it in Kyiv's time
     for sensor in ("4", "bme280"):
-        assert (f"device demo_rpi sensor {sensor}: newest reading 2025-10-26 23:59 EET; 0 minutes awaiting "
+        assert (f"device demo_rpi sensor {sensor}: newest reading 2025-10-26 23:59 EET; 0 hours awaiting "
                 f"aggregation; newest aggregated hour 2025-10-26 23:00 EET") in status, status
     assert "device demo_rpi pin 4: power ON since 2025-10-26 17:45 EET (last reading 2025-10-26 23:59 EET)" in status
     assert all(json.loads(answer)["Count"] > 0 for answer in queries)  # a minute partition, a day of hours, a month

@@ -257,16 +257,19 @@ def test_rebuilding_leaves_no_day_of_the_old_zone(dynamodb, config):
 
 def test_bme280_days_follow_the_zone(dynamodb, config):
     config["timezone"] = "Asia/Kolkata"
-    values = [(utc("2025-06-20T18:29"), {"temperature_c": 20.0}), (utc("2025-06-20T18:30"), {"temperature_c": 22.0}),
-              (utc("2025-06-21T18:29"), {"temperature_c": 26.0})]
+    room = {"humidity_pct": 50.0, "pressure_hpa": 1000.0}  # a BME280 reading has all three (the buffer's rule)
+    values = [(utc("2025-06-20T18:29"), {"temperature_c": 20.0, **room}),
+              (utc("2025-06-20T18:30"), {"temperature_c": 22.0, **room}),
+              (utc("2025-06-21T18:29"), {"temperature_c": 26.0, **room})]
     store(dynamodb, config, values, sensor="bme280")
     aggregate.aggregate(config, DEVICE, client=dynamodb, now=LATER)
     days = stored(dynamodb, config, "days", "bme280")
+    steady = {f"{name}_{stat}": value for name, value in room.items() for stat in ("min", "max", "mean")}
     assert days == {
         local("2025-06-20"): {"count": 1, "expected": 1440, "unknown": 1439, "temperature_c_min": 20.0,
-                              "temperature_c_max": 20.0, "temperature_c_mean": 20.0},
+                              "temperature_c_max": 20.0, "temperature_c_mean": 20.0, **steady},
         local("2025-06-21"): {"count": 2, "expected": 1440, "unknown": 1438, "temperature_c_min": 22.0,
-                              "temperature_c_max": 26.0, "temperature_c_mean": 24.0}}
+                              "temperature_c_max": 26.0, "temperature_c_mean": 24.0, **steady}}
 
 
 @pytest.mark.parametrize("args, message", [
