@@ -409,14 +409,19 @@ def put_all(client, items, budget=300.0):
 
     Raises CloudUnreachable if DynamoDB keeps items unprocessed for `budget` seconds.
     """
+    return _write_all(client, [(table, {"PutRequest": {"Item": item}}) for table, item in items], budget)
+
+
+def _write_all(client, requests, budget):
+    """Send (table, write request) pairs in batches of 25; put_all's and delete_all's one loop."""
     deadline = time.monotonic() + budget
-    for start in range(0, len(items), BATCH_LIMIT):
+    for start in range(0, len(requests), BATCH_LIMIT):
         batch = {}
-        for table, item in items[start:start + BATCH_LIMIT]:
-            batch.setdefault(table, []).append({"PutRequest": {"Item": item}})
+        for table, request in requests[start:start + BATCH_LIMIT]:
+            batch.setdefault(table, []).append(request)
         if write_batch(client, batch, deadline):
             raise CloudUnreachable(f"DynamoDB kept items unprocessed for {budget:.0f}s")
-    return len(items)
+    return len(requests)
 
 
 def _request_key(request):
@@ -427,14 +432,7 @@ def _request_key(request):
 def delete_all(client, keys, budget=300.0):
     """Delete (table, key) pairs, distinct keys, in batches of 25 (no condition: for items only
     the aggregator writes). Raises CloudUnreachable as put_all does."""
-    deadline = time.monotonic() + budget
-    for start in range(0, len(keys), BATCH_LIMIT):
-        batch = {}
-        for table, key in keys[start:start + BATCH_LIMIT]:
-            batch.setdefault(table, []).append({"DeleteRequest": {"Key": key}})
-        if write_batch(client, batch, deadline):
-            raise CloudUnreachable(f"DynamoDB kept items unprocessed for {budget:.0f}s")
-    return len(keys)
+    return _write_all(client, [(table, {"DeleteRequest": {"Key": key}}) for table, key in keys], budget)
 
 
 def delete_marker(client, table, device, sensor, hour, ts):

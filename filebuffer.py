@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils import DEVICE_RE
+from utils import DEVICE_RE, EARLIEST_TIME
 
 FORMAT_VERSION = 1
 SUFFIX = ".json"
@@ -33,7 +33,7 @@ BME280_QUANTITIES = ("temperature_c", "humidity_pct", "pressure_hpa")
 PIN_SENSOR_RE = re.compile(r"^(?:[0-9]|1[0-9]|2[0-7])$")
 # The BME280's operating range (datasheet 1): a value outside is a broken read, never stored.
 VALUE_RANGES = {"temperature_c": (-40.0, 85.0), "humidity_pct": (0.0, 100.0), "pressure_hpa": (300.0, 1100.0)}
-EARLIEST_PLAUSIBLE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+EARLIEST_PLAUSIBLE = EARLIEST_TIME  # utils holds the date: no reading of this project is older
 # systemd-timesyncd touches this file on every synchronisation; /run is emptied at boot.
 TIMESYNC_DIR = Path("/run/systemd/timesync")
 MAX_FUTURE = dt.timedelta(days=1)
