@@ -182,10 +182,25 @@ def minute_item(reading, retention_days=None):
     return item
 
 
+def attribute_value(value):
+    """A plain value (str, int, float; bool, None, and lists and dicts of them, as the schedule's
+    windows are stored) in DynamoDB's attribute-value form."""
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, (list, tuple)):
+        return {"L": [attribute_value(element) for element in value]}
+    if isinstance(value, dict):
+        return {"M": {key: attribute_value(element) for key, element in value.items()}}
+    return number(value)
+
+
 def attribute_values(attributes):
-    """Plain attributes (str, int, float) in DynamoDB's attribute-value form."""
-    return {name: {"S": value} if isinstance(value, str) else number(value)
-            for name, value in attributes.items()}
+    """Plain attributes in DynamoDB's attribute-value form (see attribute_value)."""
+    return {name: attribute_value(value) for name, value in attributes.items()}
 
 
 def hour_item(device, sensor, hour_start, stats, ts):
@@ -224,14 +239,21 @@ def consumed(item):
 
 def plain(item):
     """A DynamoDB item as plain Python: numbers as int or float, strings as str."""
-    out = {}
-    for name, value in item.items():
-        (kind, raw), = value.items()
-        if kind == "N":
-            out[name] = int(raw) if raw.lstrip("-").isdigit() else float(raw)
-        else:
-            out[name] = raw
-    return out
+    return {name: plain_value(value) for name, value in item.items()}
+
+
+def plain_value(value):
+    """One attribute value as plain Python (lists and maps too: the schedule's windows)."""
+    (kind, raw), = value.items()
+    if kind == "N":
+        return int(raw) if raw.lstrip("-").isdigit() else float(raw)
+    if kind == "L":
+        return [plain_value(element) for element in raw]
+    if kind == "M":
+        return {key: plain_value(element) for key, element in raw.items()}
+    if kind == "NULL":
+        return None
+    return raw
 
 
 # --- clients and errors -------------------------------------------------------------------

@@ -344,6 +344,56 @@ def _status_pages(key, value):
     return pages
 
 
+# --- schedules (schedule.py) -------------------------------------------------------------------
+
+# Yasno/DTEK community feeds mark "possible" outages (можливе/ймовірне відключення, the grey
+# zone: сіра зона); eskom-calendar's summaries ("Stage 4", area names) are all definite.
+SCHEDULE_POSSIBLE = r"(?i)possib|probab|maybe|можлив|ймовірн|сір[аіу]|gr[ae]y"
+
+
+def _schedule_sources(key, value):
+    """A TOML list, or one string of space-separated sources (the environment)."""
+    items = value.split() if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ConfigError(f"{key} must be a list of iCalendar URLs or file paths, not a {type(value).__name__}")
+    sources = []
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, str) or not item.strip() or "\0" in item:
+            raise ConfigError(f"{key}: source {number} of {len(items)} is not a URL or file path in quotes")
+        item = item.strip()
+        if "://" in item:
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(item)
+                parts.port  # noqa: B018 (a bad port raises ValueError)
+            except ValueError:
+                parts = None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"{key}: source {number} of {len(items)} ({len(item)} characters) is not an "
+                                  "http:// or https:// URL (webcal://? write https:// instead)")
+            if item.startswith(("webcal", "WEBCAL")):
+                item = "https" + item[len("webcal"):]
+        else:
+            from pathlib import Path
+
+            path = Path(item).expanduser()
+            item = str(path if path.is_absolute() else PROJECT_DIR / path)
+        if item not in sources:
+            sources.append(item)
+    return tuple(sources)
+
+
+def _regex(key, value):
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a regular expression in quotes, got {shown(value)}")
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ConfigError(f"{key} {shown(value)} is not a regular expression: {error}") from None
+    return value
+
+
 # key -> (validator, default, flag, help). A default of None means "unset".
 # The flags of REPEATABLE keys may be given several times (a list; the environment's is space-separated).
 KEYS = {
@@ -387,10 +437,16 @@ KEYS = {
     # the status page (status_page.py): the page id of `device`, and {device: page id} with `watch`
     "status_page_id": (_page_id, None, None, None),
     "status_pages": (_status_pages, None, None, None),
+    # published outage schedules (schedule.py): iCalendar URLs or files; space-separated in the environment
+    "schedule_ics": (_schedule_sources, None, "--schedule-ics", "an iCalendar URL or file of planned outages "
+                     "(repeatable; replaces schedule_ics of config.toml)"),
+    "schedule_possible": (_regex, SCHEDULE_POSSIBLE, None, None),
+    # where fetched schedules are kept (default: buffer_dir/schedule; /tmp in a Lambda)
+    "schedule_cache": (_path, None, None, None),
 }
 
 
-REPEATABLE = {"apprise_urls"}
+REPEATABLE = {"apprise_urls", "schedule_ics"}
 METAVARS = {"silent_after": "MINUTES"}  # as README writes them; otherwise the key in capitals
 
 
