@@ -31,6 +31,7 @@ import aggregation
 import dynamo
 import filebuffer
 import legacy
+import schedule
 import untrusted
 from aggregation import DAY, HOUR, MINUTE, ON, OFF
 from utils import (
@@ -51,7 +52,8 @@ from utils import (
 
 log = logging.getLogger("aggregate")
 
-KEYS = ("device", "table_prefix", "buffer_dir", "log_dir", "s3_bucket", "s3_prefix", "parquet_dir", "timezone")
+KEYS = ("device", "table_prefix", "buffer_dir", "log_dir", "s3_bucket", "s3_prefix", "parquet_dir", "timezone",
+        "schedule_ics", "schedule_possible", "schedule_cache")
 LOCK_NAME = ".aggregate.lock"
 MIRROR_PENDING = ".mirror-pending.json"
 # An OFF run is followed this far from new readings, back and forward, to measure it whole;
@@ -106,6 +108,24 @@ class SensorHistory:
         self._days = {}  # month -> {days with a days item}
         self.new_days = set()  # days with hours items marked in the hours table (day not over)
         self.new_hour_days = set()  # days of new_hours
+        self.schedule = None  # schedule.Snapshot of the published schedule, when one is configured
+        self.open_runs = set()  # OFF runs not ended by an ON reading yet (see pin_runs)
+
+    def windows_for(self, start, end, stored):
+        """The schedule's windows of [start, end) for a period's statistics, None without a schedule.
+
+        A period stored after it ended keeps the windows it stored (schedules change: a
+        recomputation gives the same answer); otherwise the current copy's, when every source
+        has one (else its windows would count as unscheduled), else the stored ones if any.
+        """
+        if self.schedule is None or not self.pin:
+            return None
+        kept = schedule.stored_windows(stored)
+        if kept is not None and stored.get("ts", "") >= dynamo.format_ts(end):
+            return kept
+        if self.schedule.complete:
+            return self.schedule.windows(start, end)
+        return kept
 
     def _query(self, table, pk):
         return dynamo.query_all(self.client, TableName=table, ConsistentRead=True,
@@ -240,11 +260,15 @@ def segments(hours, history):
 
 
 def pin_runs(history, loaded):
-    """hour -> the OFF runs of the readings window that holds it (runs measured whole)."""
+    """hour -> the OFF runs of the readings window that holds it (runs measured whole).
+    Notes in history.open_runs the runs no ON reading has ended yet."""
     runs_of = {}
+    history.open_runs = set()
     for group in segments(loaded, history):
         readings = [reading for hour in group for reading in history.readings(hour)]
         runs = aggregation.off_runs(readings)
+        if readings and readings[-1][1] == OFF:
+            history.open_runs.add(runs[-1])
         for hour in group:
             runs_of[hour] = runs
     return runs_of
@@ -261,6 +285,10 @@ def hour_statistics(history, hours, now, runs_of):
             previous = history.previous_value(hour) if readings[0][1] == OFF else None
             results[hour] = aggregation.pin_stats(readings, hour, hour + HOUR, now, previous,
                                                   runs_of.get(hour, ()))
+            windows = history.windows_for(hour, hour + HOUR, history.stored_hour(hour))
+            if windows is not None:
+                results[hour].update(schedule.period_stats(readings, hour, hour + HOUR, now, windows, previous,
+                                                           runs_of.get(hour, ()), history.open_runs))
         else:
             results[hour] = aggregation.env_stats(readings, hour, hour + HOUR, now)
     return results
@@ -297,7 +325,13 @@ def edge_stats(history, hour, low, high, now):
         return aggregation.env_stats(readings, low, high, now)
     # as for an hour: an ON first reading starts no outage whatever came before it
     previous = value_before(history, readings[0][0]) if readings[0][1] == OFF else None
-    return aggregation.pin_stats(readings, low, high, now, previous, runs_through(history, hour, hour_of(now)))
+    runs = runs_through(history, hour, hour_of(now))
+    stats = aggregation.pin_stats(readings, low, high, now, previous, runs)
+    # an edge piece has no item of its own: the current windows (the day keeps what it used)
+    windows = history.windows_for(low, high, None)
+    if windows is not None:
+        stats.update(schedule.period_stats(readings, low, high, now, windows, previous, runs, history.open_runs))
+    return stats
 
 
 def local_day_stats(history, day, now):
@@ -318,8 +352,12 @@ def local_day_stats(history, day, now):
         hour += HOUR
     if not parts:
         return None
-    return {**dynamo.day_attributes(start, history.zone),
-            **aggregation.day_stats(history.sensor, parts, start, end, now)}
+    stats = {**dynamo.day_attributes(start, history.zone),
+             **aggregation.day_stats(history.sensor, parts, start, end, now)}
+    windows = history.windows_for(start, end, history.stored_day(day))
+    if windows is not None:
+        stats.update(schedule.day_from_parts(parts, start, end, now, windows))
+    return stats
 
 
 def owned_hours(history, day):
@@ -333,9 +371,11 @@ def owned_hours(history, day):
     return hours
 
 
-def aggregate_sensor(client, tables, device, sensor, now, result, zone=None, rebuild=()):
-    """Recompute what the sensor's new items touch, and the hours of `rebuild` that hold minutes."""
+def aggregate_sensor(client, tables, device, sensor, now, result, zone=None, rebuild=(), timetable=None):
+    """Recompute what the sensor's new items touch, and the hours of `rebuild` that hold minutes.
+    `timetable`: the published schedule (schedule.Snapshot), if one is configured."""
     history = SensorHistory(client, tables, device, sensor, zone)
+    history.schedule = timetable
     # Read before any minute: a reading flushed after this query comes with a newer marker ts.
     marked = dynamo.markers(client, tables["minutes"], device, sensor)  # {hour: ts}, the flush's
     history.new_hours = set(marked)
@@ -425,9 +465,28 @@ def aggregate(config, device, sensors=None, client=None, now=None, rebuild=None,
     # tables of an earlier version: their status-index becomes markers on the first run
     legacy.upgrade(client, tables, device, lambda: dynamo.sensors_of(client, tables["minutes"], device),
                    config.get("buffer_dir"))
+    timetable = published_schedule(config, now)
     for sensor in sensors or dynamo.sensors_of(client, tables["minutes"], device):
-        aggregate_sensor(client, tables, device, sensor, now, result, zone, hours)
+        aggregate_sensor(client, tables, device, sensor, now, result, zone, hours, timetable)
     return result
+
+
+def published_schedule(config, now):
+    """The schedule's Snapshot (its sources refreshed, at most once an hour each), or None
+    without one. A feed that fails is logged and its last good copy used: it never stops the
+    aggregation."""
+    if not schedule.configured(config):
+        return None
+    try:
+        schedule.refresh(config, now)
+        timetable = schedule.Snapshot(config)
+    except Exception as error:  # noqa: BLE001 (whatever a feed or its cache does, the readings come first)
+        log.warning("schedule: can't read the published schedule (%s): aggregating without it", error)
+        return None
+    if not timetable.complete:
+        log.warning("schedule: no good copy yet of %s: outages are compared with the schedule once there is",
+                    ", ".join(timetable.missing))
+    return timetable
 
 
 def rebuild_days(config, device, first, last, sensors=None, client=None, now=None):
@@ -442,8 +501,10 @@ def rebuild_days(config, device, first, last, sensors=None, client=None, now=Non
     zone = make_zone(config.get("timezone"))
     now = now or utc_now()
     result = AggregateResult()
+    timetable = published_schedule(config, now)
     for sensor in sensors or dynamo.sensors_of(client, tables["minutes"], device):
         history = SensorHistory(client, tables, device, sensor, zone)
+        history.schedule = timetable
         history.days_items_current = False  # they may be keyed by another zone's dates
         writes, day = [], first
         while day <= last:

@@ -654,6 +654,165 @@ def check_command(config, args):
     return 1 if failed and not snapshot.copies else 0
 
 
+# --- the report -------------------------------------------------------------------------------
+
+REPORT_COLUMNS = ("date", "scheduled_h", "off_scheduled_h", "on_scheduled_h", "off_unscheduled_h", "outages",
+                  "outages_scheduled", "started_late", "started_late_median_min", "started_early",
+                  "started_early_median_min", "ended_early", "ended_early_median_min")
+MAX_REPORT_DAYS = 400
+
+
+def _median(values):
+    import statistics
+
+    return statistics.median(values) if values else None
+
+
+def report_row(label, items):
+    """One line of the report from days items (plain) with schedule statistics."""
+    records = [record for item in items for record in item.get("outage_schedule") or []]
+    in_schedule = [record for record in records if record.get("scheduled")]
+    late = [record["started"] for record in in_schedule if record.get("started", 0) > 0]
+    early = [-record["started"] for record in in_schedule if record.get("started", 0) < 0]
+    back_early = [-record["ended"] for record in in_schedule if record.get("ended", 0) < 0]
+    total = {name: sum(item.get(name, 0) for item in items)
+             for name in ("scheduled", "off_scheduled", "on_scheduled", "off_unscheduled")}
+    return {
+        "date": label,
+        "scheduled_h": round(total["scheduled"] / 60, 2),
+        "off_scheduled_h": round(total["off_scheduled"] / 60, 2),
+        "on_scheduled_h": round(total["on_scheduled"] / 60, 2),
+        "off_unscheduled_h": round(total["off_unscheduled"] / 60, 2),
+        "outages": len(records),
+        "outages_scheduled": len(in_schedule),
+        "started_late": len(late), "started_late_median_min": _median(late),
+        "started_early": len(early), "started_early_median_min": _median(early),
+        "ended_early": len(back_early), "ended_early_median_min": _median(back_early),
+    }
+
+
+def report_rows(days):
+    """[(row)] per local date of `days` ({date: days item or None}), then the total of those
+    compared with the schedule."""
+    rows, compared = [], []
+    for day, item in sorted(days.items()):
+        if item is None or "off_scheduled" not in item:
+            rows.append({"date": day.isoformat(), "note": "no readings" if item is None
+                         else "aggregated without the schedule (aggregate.py --rebuild --from/--to applies it)"})
+            continue
+        compared.append(item)
+        rows.append(report_row(day.isoformat(), [item]))
+    rows.append(report_row("total", compared))
+    return rows
+
+
+def _minutes_text(count, median):
+    return f"{count}" if not count else f"{count} ({median:g} min)"
+
+
+def report_text(rows, title):
+    lines = [title,
+             f"{'date':<10}  {'scheduled':>9}  {'off in it':>9}  {'on in it':>8}  {'off outside':>11}  "
+             f"{'outages':>7}  {'in schedule':>11}  {'started late':>13}  {'started early':>13}  {'back early':>13}"]
+    for row in rows:
+        if "note" in row:
+            lines.append(f"{row['date']:<10}  {row['note']}")
+            continue
+        lines.append(
+            f"{row['date']:<10}  {row['scheduled_h']:>7.2f} h  {row['off_scheduled_h']:>7.2f} h  "
+            f"{row['on_scheduled_h']:>6.2f} h  {row['off_unscheduled_h']:>9.2f} h  {row['outages']:>7}  "
+            f"{row['outages_scheduled']:>11}  "
+            f"{_minutes_text(row['started_late'], row['started_late_median_min']):>13}  "
+            f"{_minutes_text(row['started_early'], row['started_early_median_min']):>13}  "
+            f"{_minutes_text(row['ended_early'], row['ended_early_median_min']):>13}")
+    return "\n".join(lines)
+
+
+def report_csv(rows):
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS + ("note",), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({name: "" if row.get(name) is None else row.get(name) for name in REPORT_COLUMNS + ("note",)})
+    return out.getvalue().rstrip("\n")
+
+
+def days_items(client, config, device, sensor, first, last):
+    """{local date: plain days item or None} of first..last (one Query per local month)."""
+    import dynamo
+    import untrusted
+
+    table = dynamo.table_names(config["table_prefix"])["days"]
+    found, month = {}, first.replace(day=1)
+    while month <= last:
+        pk, _sk = dynamo.day_key(device, sensor, month)
+        items = dynamo.query_all(client, TableName=table, KeyConditionExpression="pk = :pk",
+                                 ExpressionAttributeValues={":pk": {"S": pk}})
+        for item in untrusted.checked(items, report_item, "days", device, sensor):
+            found[dynamo.period_start(item["pk"], item["sk"]).date()] = item
+        month = (month + dt.timedelta(days=32)).replace(day=1)
+    return {first + dt.timedelta(days=n): found.get(first + dt.timedelta(days=n))
+            for n in range((last - first).days + 1)}
+
+
+def report_item(item, device, sensor):
+    """A days item of device and sensor as plain Python, its schedule statistics checked
+    (untrusted.BadItem otherwise: a Pi's data is untrusted)."""
+    import dynamo
+    import untrusted
+
+    untrusted.period_item(item, device, sensor, "days")
+    item = dynamo.plain(item)
+    for name in ("scheduled", "off_scheduled", "on_scheduled", "off_unscheduled"):
+        value = item.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1500:
+            raise untrusted.BadItem(f"{name} is not a count of minutes")
+    records = item.get("outage_schedule", [])
+    if not isinstance(records, list) or not all(
+            isinstance(record, dict) and all(isinstance(record.get(name, 0), int) and not isinstance(record.get(name, 0), bool)
+                                             for name in ("started", "ended")) for record in records):
+        raise untrusted.BadItem("outage_schedule is not a list of outages")
+    return item
+
+
+def report_command(config, args, client=None):
+    import dynamo
+    from aggregate import parse_date
+    from utils import JobFailed
+
+    first, last = parse_date(args.start, "--from"), parse_date(args.end, "--to")
+    if last < first:
+        raise ConfigError(f"--to {last} is before --from {first}")
+    if (last - first).days + 1 > MAX_REPORT_DAYS:
+        raise ConfigError(f"--from {first} --to {last} is more than {MAX_REPORT_DAYS} days")
+    if args.sensor is not None and not re.fullmatch(r"[0-9]{1,2}", args.sensor):
+        raise ConfigError(f"--sensor {shown(args.sensor)} is not a pin number")
+    device = config["device"]
+    try:
+        client = client or dynamo.aws_client()
+        sensors = [args.sensor] if args.sensor else [
+            sensor for sensor in dynamo.sensors_of(client, dynamo.table_names(config["table_prefix"])["minutes"], device)
+            if sensor != "bme280"]
+        if not sensors:
+            raise ConfigError(f"device {device} has no pin sensor's readings stored")
+        if len(sensors) > 1:
+            raise ConfigError(f"device {device} has pin sensors {', '.join(sensors)}: choose one with --sensor")
+        days = days_items(client, config, device, sensors[0], first, last)
+    except dynamo.CloudUnreachable as error:
+        raise JobFailed(f"DynamoDB unreachable: {error}") from None
+    rows = report_rows(days)
+    zone = _zone(config.get("timezone"))
+    if args.csv:
+        print(report_csv(rows))
+    else:
+        print(report_text(rows, f"device {device} sensor {sensors[0]}, {first} to {last} ({zone.key}): "
+                                "hours, and outages against the schedule (median minutes)"))
+    return 0
+
+
 def window_text(window, zone):
     start, end = window.start.astimezone(zone), window.end.astimezone(zone)
     same_day = (end - MINUTE).date() == start.date()
