@@ -26,10 +26,11 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 # The AWS Lambda deployment package of the watchdog and the status page (status_page.handler): its modules, the zone database (tzdata, so
-# messages are in the user's zone whatever the runtime has) and Apprise with what it needs, at
+# messages are in the user's zone whatever the runtime has), Apprise and the iCalendar parsers
+# (schedule.py, pure Python) with what they need, at
 # the versions pinned in requirements.txt, as wheels for the function's runtime (Python 3.12,
 # arm64); boto3 comes with the runtime. Built with the venv's Python (a fresh clone makes it).
-LAMBDA_MODULES := watchdog.py watchdog_state.py untrusted.py dynamo.py channels.py messages.py utils.py filebuffer.py apprise_channel.py status_page.py aggregation.py
+LAMBDA_MODULES := watchdog.py watchdog_state.py untrusted.py dynamo.py channels.py messages.py utils.py filebuffer.py apprise_channel.py status_page.py aggregation.py schedule.py
 LAMBDA_ZIP := build/watchdog-lambda.zip
 LAMBDA_PLATFORM := --platform manylinux2014_aarch64 --python-version 3.12 --implementation cp --only-binary=:all:
 
@@ -38,7 +39,7 @@ lambda: $(LAMBDA_ZIP)
 $(LAMBDA_ZIP): $(LAMBDA_MODULES) requirements.txt | $(STAMP)
 	rm -rf build/lambda && mkdir -p build/lambda
 	cp $(LAMBDA_MODULES) build/lambda/
-	grep -E '^(tzdata|apprise)==' requirements.txt > build/lambda-requirements.txt
+	grep -E '^(tzdata|apprise|icalendar|recurring-ical-events|x-wr-timezone)==' requirements.txt > build/lambda-requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile --target build/lambda $(LAMBDA_PLATFORM) \
 		-r build/lambda-requirements.txt
 	find build/lambda -name __pycache__ -prune -exec rm -rf {} +

@@ -1029,7 +1029,7 @@ KEYS_OF = {
     "create-tables": COMMON_KEYS + ("retention_days",),
     "flush": ("device",) + COMMON_KEYS + ("retention_days",),
     "release-held": ("device",) + COMMON_KEYS,
-    "status": ("device", "watch", "timezone") + COMMON_KEYS,
+    "status": ("device", "watch", "timezone", "schedule_ics", "schedule_cache") + COMMON_KEYS,
     "policy": POLICY_KEYS,
 }
 

@@ -15,6 +15,7 @@ does.
 
 import datetime as dt
 import io
+import json
 import logging
 import os
 import sys
@@ -34,6 +35,11 @@ COMPRESSION = "zstd"
 INT_STATS = ("count", "expected", "unknown")
 PIN_STATS = (("on", "int"), ("off", "int"), ("uptime", "float"), ("outages", "int"),
              ("longest_outage_minutes", "int"))
+# against the published schedule (schedule.py; empty without one): minutes, then the windows
+# used and each outage's record, as JSON text
+SCHEDULE_STATS = (("scheduled", "int"), ("off_scheduled", "int"), ("off_unscheduled", "int"),
+                  ("on_scheduled", "int"), ("schedule", "json"), ("schedule_possible", "json"),
+                  ("outage_schedule", "json"))
 
 
 def columns(kind, sensor):
@@ -43,14 +49,14 @@ def columns(kind, sensor):
         return [("reading", "int")] if pin else [(q, "float") for q in BME280_QUANTITIES]
     stats = [(name, "int") for name in INT_STATS]
     if pin:
-        return stats + list(PIN_STATS)
+        return stats + list(PIN_STATS) + list(SCHEDULE_STATS)
     return stats + [(f"{q}_{s}", "float") for q in BME280_QUANTITIES for s in ("min", "max", "mean")]
 
 
 def schema(kind, sensor):
     import pyarrow as pa
 
-    types = {"int": pa.int64(), "float": pa.float64()}
+    types = {"int": pa.int64(), "float": pa.float64(), "json": pa.string()}
     fields = [pa.field("ts", pa.timestamp("us", tz="UTC"))]
     if kind != "minutes":
         fields.append(pa.field("start", pa.timestamp("us", tz="UTC")))
@@ -69,7 +75,7 @@ def to_table(kind, sensor, items):
     elif kind == "days":
         data["start"] = [dynamo.day_start(item) for item in rows]
     for name, type_ in columns(kind, sensor):
-        cast = int if type_ == "int" else float
+        cast = {"int": int, "float": float, "json": lambda value: json.dumps(value, ensure_ascii=False)}[type_]
         data[name] = [None if item.get(name) is None else cast(item[name]) for item in rows]
     return pa.Table.from_pydict(data, schema=schema(kind, sensor))
 

@@ -138,6 +138,10 @@ def status_lines(config, client=None, now=None):
     import notify  # the pins' power state and the notification queue live beside the buffer
 
     yield from notify.status_lines(config["buffer_dir"], config.get("device"), now, time_zone(config.get("timezone")))
+    if config.get("schedule_ics"):
+        import schedule  # a feed that failed: the last good copy is used, and how old it is
+
+        yield from schedule.status_lines(config, now, time_zone(config.get("timezone")))
     names = table_names(config["table_prefix"])
     device = config["device"]
     zone = time_zone(config.get("timezone"))

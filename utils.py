@@ -361,6 +361,8 @@ def _schedule_sources(key, value):
         if not isinstance(item, str) or not item.strip() or "\0" in item:
             raise ConfigError(f"{key}: source {number} of {len(items)} is not a URL or file path in quotes")
         item = item.strip()
+        if item[:9].lower() == "webcal://":  # how calendar sites link a feed: it is https
+            item = "https" + item[6:]
         if "://" in item:
             from urllib.parse import urlsplit
 
@@ -371,9 +373,7 @@ def _schedule_sources(key, value):
                 parts = None
             if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"{key}: source {number} of {len(items)} ({len(item)} characters) is not an "
-                                  "http:// or https:// URL (webcal://? write https:// instead)")
-            if item.startswith(("webcal", "WEBCAL")):
-                item = "https" + item[len("webcal"):]
+                                  "http://, https:// or webcal:// URL")
         else:
             from pathlib import Path
 
