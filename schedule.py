@@ -470,9 +470,11 @@ def refresh(config, now=None, timeout=None, force=False):
                     outcome = "updated"
                 results.append(SourceResult(label, outcome, None, _iso(meta.get("good_at"))))
             except ScheduleError as error:
+                # said once (cron mails warnings), then logged each hour until it works again
+                level = logging.INFO if meta.get("error") == str(error) else logging.WARNING
                 meta.update(error=str(error), failed_at=now.isoformat())
-                log.warning("schedule %s: %s; the last good copy is kept (from %s)", label, error,
-                            meta.get("good_at") or "never")
+                log.log(level, "schedule %s: %s; the last good copy is kept (from %s)", label, error,
+                        meta.get("good_at") or "never")
                 results.append(SourceResult(label, "failed", str(error), _iso(meta.get("good_at"))))
             _write_meta(directory, source, meta)
         except OSError as error:  # the cache can't be written: say so, go on without it

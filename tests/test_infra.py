@@ -213,6 +213,9 @@ def test_lambda_package_imports_on_its_own(lambda_zip, tmp_path):
             "import apprise as package; assert package.__file__.startswith('" + str(tmp_path) + "'); "
             "assert package.__version__ == '" + pinned("apprise") + "' and apprise.plugin() is not None; "
             "import status_page; assert status_page.handler; "
+            "import schedule, utils, icalendar, recurring_ical_events; assert icalendar.__file__.startswith('" + str(tmp_path)
+            + "') and schedule.parse_ics(b'BEGIN:VCALENDAR\\r\\nEND:VCALENDAR\\r\\n', "
+            "utils.EARLIEST_TIME, utils.EARLIEST_TIME + schedule.MINUTE) == []; "
             "print(sorted(n for n in sys.modules if n in ('notify', 'pandas', 'pyarrow')))")
     result = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)

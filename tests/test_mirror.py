@@ -1,6 +1,7 @@
 """The Parquet mirror: files equal the DynamoDB items, late data rewrites only its partitions."""
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -66,9 +67,13 @@ def test_files_equal_the_items(dynamodb, mirrored, kind, sensor, day):
     items.sort(key=lambda item: dynamo.period_start(item["pk"], item["sk"]))
     assert local.num_rows == len(items) > 0
     assert local.schema.field("ts").type == pa.timestamp("us", tz="UTC")
+    optional = {name for name, _type in mirror.SCHEDULE_STATS}  # only with a schedule (tests/test_schedule.py)
     for name, type_ in mirror.columns(kind, sensor):
-        assert local.schema.field(name).type == (pa.int64() if type_ == "int" else pa.float64())
-        assert local.column(name).to_pylist() == [item[name] for item in items]
+        assert local.schema.field(name).type == {"int": pa.int64(), "float": pa.float64(), "json": pa.string()}[type_]
+        values = [item.get(name) if name in optional else item[name] for item in items]
+        if type_ == "json":
+            values = [None if value is None else json.dumps(value, ensure_ascii=False) for value in values]
+        assert local.column(name).to_pylist() == values
     assert [ts.isoformat(timespec="microseconds") for ts in local.column("ts").to_pylist()] == [
         item["ts"] for item in items]
     if kind != "minutes":

@@ -404,6 +404,15 @@ def test_aggregator_known_answers_and_stored_windows(dynamodb, config, tmp_path)
     assert four(day) == KNOWN_DAY
     assert day["outage_schedule"] == KNOWN_OUTAGES and day["outages"] == 3
     assert day["schedule"] == [["2025-10-25T15:00:00+00:00", "2025-10-25T19:30:00+00:00"]]
+    # the Parquet mirror carries them too
+    import mirror
+    import pyarrow.parquet as pq
+
+    config["parquet_dir"] = tmp_path / "parquet"
+    mirror.export(config, DEVICE, "4", [dt.date(2025, 10, 25)], client=dynamodb)
+    table = pq.read_table(config["parquet_dir"] / mirror.partition_path("hours", DEVICE, "4", dt.date(2025, 10, 25)))
+    assert list(zip(*(table.column(name).to_pylist() for name in
+                      ("scheduled", "off_scheduled", "off_unscheduled", "on_scheduled")))) == list(KNOWN_HOURS.values())
     # The schedule changes afterwards (here: the group's feed now says nothing that day). A
     # rebuild of the day recomputes it from its minutes with the windows it stored: the same answer.
     feed.write_bytes(ESKOM.read_bytes())
@@ -469,6 +478,15 @@ def test_report_known_answers(server_env, server_client, tmp_path):
     (day,) = [line for line in text.stdout.splitlines() if line.startswith("2025-10-25")]
     assert day.split() == ["2025-10-25", "4.50", "h", "2.17", "h", "2.00", "h", "0.33", "h", "3", "2", "2", "(95", "min)",
                            "0", "2", "(110", "min)"]
+    # a feed that fails never stops the aggregation, and `status` says it
+    env["BLACKOUT_SCHEDULE_ICS"] = str(tmp_path / "gone.ics")
+    store_readings(server_client, env["BLACKOUT_TABLE_PREFIX"], (("20:00", "20:05", 1),))
+    result = run_script("aggregate.py", env=env)
+    assert result.returncode == 0 and "No such file or directory" in result.stderr, result.stderr
+    status = run_script("dynamo.py", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert (f"schedule {tmp_path / 'gone.ics'}: failed (No such file or directory) at " in status.stdout
+            and "no good copy yet" in status.stdout), status.stdout
     bad = run_script("schedule.py", "report", "--from", "2025-10-25", "--to", "2025-10-01", env=env)
     assert (bad.returncode, bad.stderr) == (2, "Error: --to 2025-10-01 is before --from 2025-10-25\n")
     bad = run_script("schedule.py", "report", "--from", "someday", "--to", "2025-10-01", env=env)
