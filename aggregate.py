@@ -111,17 +111,18 @@ class SensorHistory:
         self.schedule = None  # schedule.Snapshot of the published schedule, when one is configured
         self.open_runs = set()  # OFF runs not ended by an ON reading yet (see pin_runs)
 
-    def windows_for(self, start, end, stored):
+    def windows_for(self, start, end, stored, period_end=None):
         """The schedule's windows of [start, end) for a period's statistics, None without a schedule.
 
-        A period stored after it ended keeps the windows it stored (schedules change: a
-        recomputation gives the same answer); otherwise the current copy's, when every source
-        has one (else its windows would count as unscheduled), else the stored ones if any.
+        A period stored after it ended (at `period_end`, else `end`) keeps the windows it
+        stored (schedules change: a recomputation gives the same answer); otherwise the current
+        copy's, when every source has one (else its windows would count as unscheduled), else
+        the stored ones if any.
         """
         if self.schedule is None or not self.pin:
             return None
         kept = schedule.stored_windows(stored)
-        if kept is not None and stored.get("ts", "") >= dynamo.format_ts(end):
+        if kept is not None and stored.get("ts", "") >= dynamo.format_ts(period_end or end):
             return kept
         if self.schedule.complete:
             return self.schedule.windows(start, end)
@@ -285,7 +286,8 @@ def hour_statistics(history, hours, now, runs_of):
             previous = history.previous_value(hour) if readings[0][1] == OFF else None
             results[hour] = aggregation.pin_stats(readings, hour, hour + HOUR, now, previous,
                                                   runs_of.get(hour, ()))
-            windows = history.windows_for(hour, hour + HOUR, history.stored_hour(hour))
+            reach = schedule.outages_reach(hour, hour + HOUR, now, runs_of.get(hour, ()), history.open_runs)
+            windows = history.windows_for(hour, reach, history.stored_hour(hour), hour + HOUR)
             if windows is not None:
                 results[hour].update(schedule.period_stats(readings, hour, hour + HOUR, now, windows, previous,
                                                            runs_of.get(hour, ()), history.open_runs))
@@ -328,7 +330,7 @@ def edge_stats(history, hour, low, high, now):
     runs = runs_through(history, hour, hour_of(now))
     stats = aggregation.pin_stats(readings, low, high, now, previous, runs)
     # an edge piece has no item of its own: the current windows (the day keeps what it used)
-    windows = history.windows_for(low, high, None)
+    windows = history.windows_for(low, schedule.outages_reach(low, high, now, runs, history.open_runs), None)
     if windows is not None:
         stats.update(schedule.period_stats(readings, low, high, now, windows, previous, runs, history.open_runs))
     return stats

@@ -94,7 +94,9 @@ def is_url(source):
 def source_label(source):
     """A source as output may show it: a URL's scheme and host (its path may be a private token)."""
     if not is_url(source):
-        return source
+        from utils import PROJECT_DIR
+
+        return source[len(str(PROJECT_DIR)) + 1:] if source.startswith(f"{PROJECT_DIR}/") else source
     from urllib.parse import urlsplit
 
     parts = urlsplit(source)
@@ -290,6 +292,17 @@ def period_stats(readings, start, end, now, windows, previous=None, runs=(), ope
         previous = value
     stats["outage_schedule"] = outages
     return stats
+
+
+def outages_reach(start, end, now, runs=(), open_runs=()):
+    """The end of the span whose windows a period's statistics need: the period, and the OFF
+    runs starting in it to their end (now, for one still under way), so that an outage that
+    begins before its window, in an earlier hour, still finds it."""
+    reach = end
+    for run in runs:
+        if start <= run[0] < end:
+            reach = max(reach, now if run in open_runs else run[1] + MINUTE)
+    return reach
 
 
 def outage_record(windows, start, end):

@@ -442,7 +442,8 @@ def test_check_lists_the_next_windows(tmp_path):
     result = run_script("schedule.py", "check", "--from", "2025-10-25T12:00", "--days", "2", env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:2] == [f"{YASNO}: file", f"{ALLDAY}: file"]
+    assert lines[:2] == ["tests/fixtures/yasno_kyiv_group_3_1.ics: file",  # relative to the project
+                         "tests/fixtures/home_assistant_allday_floating.ics: file"]
     assert lines[2] == "windows from 2025-10-25 15:00 EEST for 2 days (Europe/Kyiv): 4"
     assert lines[3].split() == "Sat 2025-10-25 18:00–22:30 definite Відключення (група 3.1)".split()
     assert lines[4].split() == "Sun 2025-10-26 02:00–05:00 definite Відключення (група 3.1)".split()
@@ -491,3 +492,19 @@ def test_report_known_answers(server_env, server_client, tmp_path):
     assert (bad.returncode, bad.stderr) == (2, "Error: --to 2025-10-01 is before --from 2025-10-25\n")
     bad = run_script("schedule.py", "report", "--from", "someday", "--to", "2025-10-01", env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("Error: --from 'someday' is not a date")
+
+
+def test_an_outage_starting_before_its_window_in_an_earlier_hour_finds_it(dynamodb, config, tmp_path):
+    config.update(timezone="Europe/Kyiv", schedule_ics=(str(YASNO),), schedule_possible=SCHEDULE_POSSIBLE)
+    # ON 14:00-14:49, OFF 14:50-15:19, ON 15:20-15:29; the window begins at 15:00
+    store_readings(dynamodb, config["table_prefix"], (("14:00", "14:50", 1), ("14:50", "15:20", 0), ("15:20", "15:30", 1)))
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=NOW)
+    hours = {f"{hour:%H}": item for hour, item in items_of(dynamodb, config["table_prefix"], "hours").items()}
+    # hour 14: no scheduled minute; its OFF readings 14:50-14:59 (10) are outside the window.
+    # hour 15: 60 scheduled (the hour is over), OFF 15:00-15:19 (20) and ON 15:20-15:29 (10) inside.
+    assert (four(hours["14"]), four(hours["15"])) == ((0, 0, 10, 0), (60, 20, 0, 10))
+    # the outage, counted in hour 14: 10 min before 15:00, back at 15:20, 250 min before 19:30
+    assert hours["14"]["outage_schedule"] == [{
+        "start": "2025-10-25T14:50:00+00:00", "end": "2025-10-25T15:20:00+00:00", "scheduled": True,
+        "window": ["2025-10-25T15:00:00+00:00", "2025-10-25T19:30:00+00:00"], "possible": False,
+        "started": -10, "ended": -250}]
