@@ -486,8 +486,9 @@ def published_schedule(config, now):
         log.warning("schedule: can't read the published schedule (%s): aggregating without it", error)
         return None
     if not timetable.complete:
-        log.warning("schedule: no good copy yet of %s: outages are compared with the schedule once there is",
-                    ", ".join(timetable.missing))
+        # info: refresh() has warned of the failure once (cron mails warnings)
+        log.info("schedule: no good copy yet of %s: outages are compared with the schedule once there is",
+                 ", ".join(timetable.missing))
     return timetable
 
 

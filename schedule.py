@@ -442,7 +442,10 @@ def _fetch(source, meta, timeout):
         raise ScheduleError(f"HTTP {error.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        text = "timed out" if "timed out" in str(reason) else " ".join(str(reason).split())[:100]
+        if "timed out" in str(reason):
+            text = "timed out"
+        else:  # "Connection refused", not "[Errno 111] Connection refused"
+            text = " ".join((getattr(reason, "strerror", None) or str(reason)).split())[:100]
         raise ScheduleError(text) from None
 
 
@@ -486,14 +489,18 @@ def refresh(config, now=None, timeout=None, force=False):
                 # said once (cron mails warnings), then logged each hour until it works again
                 level = logging.INFO if meta.get("error") == str(error) else logging.WARNING
                 meta.update(error=str(error), failed_at=now.isoformat())
-                log.log(level, "schedule %s: %s; the last good copy is kept (from %s)", label, error,
-                        meta.get("good_at") or "never")
+                log.log(level, "schedule %s: %s; %s", label, error, kept_text(meta))
                 results.append(SourceResult(label, "failed", str(error), _iso(meta.get("good_at"))))
             _write_meta(directory, source, meta)
         except OSError as error:  # the cache can't be written: say so, go on without it
             log.warning("schedule %s: can't keep its copy in %s: %s", label, directory, error)
             results.append(SourceResult(label, "failed", f"cache: {error}", None))
     return results
+
+
+def kept_text(meta):
+    good = meta.get("good_at")
+    return f"the last good copy (from {good}) is kept" if good else "no good copy yet"
 
 
 def _read_file_source(directory, source, meta, now):
@@ -507,8 +514,7 @@ def _read_file_source(directory, source, meta, now):
     except (OSError, ScheduleError) as error:
         text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         if meta.get("error") != text:
-            log.warning("schedule %s: %s; the last good copy is kept (from %s)", label, text,
-                        meta.get("good_at") or "never")
+            log.warning("schedule %s: %s; %s", label, text, kept_text(meta))
             meta.update(error=text, failed_at=now.isoformat())
             _write_meta(directory, source, meta)
         return SourceResult(label, "failed", text, _iso(meta.get("good_at")))
@@ -680,7 +686,7 @@ MAX_REPORT_DAYS = 400
 def _median(values):
     import statistics
 
-    return statistics.median(values) if values else None
+    return float(statistics.median(values)) if values else None
 
 
 def report_row(label, items):

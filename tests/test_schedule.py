@@ -27,6 +27,7 @@ import filebuffer
 import schedule
 from schedule import Window
 from tests.conftest import free_port, run_script
+from tests.test_conformance import checker, strict_tables  # noqa: F401 (fixtures)
 from utils import SCHEDULE_POSSIBLE, ConfigError, load_config
 
 UTC = dt.timezone.utc
@@ -382,10 +383,10 @@ def store_readings(client, prefix, runs, sensor="4"):
                                            "sensor": {"S": sensor}})
 
 
-def items_of(client, prefix, kind):
+def items_of(client, prefix, kind, sensor="4"):
     return {dynamo.period_start(item["pk"], item["sk"]): item
             for item in map(dynamo.plain, client.scan(TableName=dynamo.table_names(prefix)[kind])["Items"])
-            if "#date#" in item["pk"]}
+            if f"#sensor#{sensor}#date#" in item["pk"]}
 
 
 def four(item):
@@ -508,3 +509,29 @@ def test_an_outage_starting_before_its_window_in_an_earlier_hour_finds_it(dynamo
         "start": "2025-10-25T14:50:00+00:00", "end": "2025-10-25T15:20:00+00:00", "scheduled": True,
         "window": ["2025-10-25T15:00:00+00:00", "2025-10-25T19:30:00+00:00"], "possible": False,
         "started": -10, "ended": -250}]
+
+
+def test_items_with_windows_are_strictly_valid(strict_tables, config, monkeypatch, tmp_path):
+    """The aggregator's items with lists and maps (schedule, outage_schedule) pass DynamoDB's
+    documented rules (tests/strict_dynamodb.py), and --schedule-ics is a flag."""
+    from tests.test_conformance import START, buffer_readings
+
+    feed = tmp_path / "window.ics"
+    feed.write_text("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:1@test\r\n"
+                    f"DTSTAMP:20250601T000000Z\r\nDTSTART:{START:%Y%m%dT%H%M%SZ}\r\n"
+                    f"DTEND:{START + dt.timedelta(minutes=90):%Y%m%dT%H%M%SZ}\r\nSUMMARY:Stage 2\r\n"
+                    "END:VEVENT\r\nEND:VCALENDAR\r\n")
+    buffer_readings(config, count=130)  # ON and OFF alternately, from START
+    dynamo.flush(config)
+    monkeypatch.setattr(aggregate, "utc_now", lambda: START + dt.timedelta(hours=4))
+    code = aggregate.main(["--device", config["device"], "--table-prefix", config["table_prefix"],
+                           "--buffer-dir", str(config["buffer_dir"]), "--log-dir", str(config["log_dir"]),
+                           "--schedule-ics", str(feed)])
+    assert code == 0 and strict_tables.violations == []
+    import boto3
+
+    hours = items_of(boto3.client("dynamodb"), config["table_prefix"], "hours")  # a Scan, for the test only
+    first = hours[START]
+    # 60 scheduled minutes; readings alternate OFF (even minutes) and ON, one minute twice (ON)
+    assert (first["scheduled"], first["off_scheduled"] + first["on_scheduled"]) == (60, 60)
+    assert len(first["outage_schedule"]) == first["outages"] > 0
