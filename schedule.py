@@ -37,6 +37,10 @@ CACHE_DIR_NAME = "schedule"
 LAMBDA_CACHE_DIR = "/tmp/blackout-schedule"
 USER_AGENT = "blackout-monitor (+https://github.com/; schedule fetch)"
 DEFAULT_POSSIBLE = SCHEDULE_POSSIBLE  # utils: the default of `schedule_possible`
+# outages recorded in `outage_schedule` per item: a relay that flaps every minute must not
+# grow a days item towards DynamoDB's 400 KB (each record is about 200 bytes, a write unit a
+# kilobyte); the rest are counted in `outage_schedule_more`
+MAX_OUTAGE_RECORDS = 48
 # how far parse_ics looks either side of a query, so that floating and all-day events whose
 # UTC time is a zone offset away are not missed (they are cut to the query afterwards)
 QUERY_MARGIN = dt.timedelta(days=1)
@@ -290,8 +294,14 @@ def period_stats(readings, start, end, now, windows, previous=None, runs=(), ope
             end_of_run = None if run in open_runs else run[1] + MINUTE
             outages.append(outage_record(windows, minute, end_of_run))
         previous = value
-    stats["outage_schedule"] = outages
+    stats.update(capped(outages))
     return stats
+
+
+def capped(records, more=0):
+    """`outage_schedule` of at most MAX_OUTAGE_RECORDS records, and how many more there were."""
+    more += max(0, len(records) - MAX_OUTAGE_RECORDS)
+    return {"outage_schedule": records[:MAX_OUTAGE_RECORDS], **({"outage_schedule_more": more} if more else {})}
 
 
 def outages_reach(start, end, now, runs=(), open_runs=()):
@@ -330,7 +340,8 @@ def day_from_parts(parts, start, end, now, windows):
         "off_unscheduled": sum(part["off_unscheduled"] for part in parts),
         "on_scheduled": sum(part["on_scheduled"] for part in parts),
         **stored_pairs(windows),
-        "outage_schedule": [record for part in parts for record in part.get("outage_schedule", [])],
+        **capped([record for part in parts for record in part.get("outage_schedule", [])],
+                 sum(part.get("outage_schedule_more", 0) for part in parts)),
     }
 
 

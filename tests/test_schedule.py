@@ -535,3 +535,28 @@ def test_items_with_windows_are_strictly_valid(strict_tables, config, monkeypatc
     # 60 scheduled minutes; readings alternate OFF (even minutes) and ON, one minute twice (ON)
     assert (first["scheduled"], first["off_scheduled"] + first["on_scheduled"]) == (60, 60)
     assert len(first["outage_schedule"]) == first["outages"] > 0
+
+
+def test_a_flapping_relay_keeps_its_items_small():
+    # ON/OFF every minute for 4 hours inside W1 (15:00-19:00): 120 outages, 48 recorded
+    flapping = [(utc("2025-10-25T15:00") + dt.timedelta(minutes=n), n % 2) for n in range(240)]
+    stats = schedule.period_stats(flapping, utc("2025-10-25T15:00"), utc("2025-10-25T19:00"), NOW, [W1], previous=1)
+    assert (len(stats["outage_schedule"]), stats["outage_schedule_more"]) == (schedule.MAX_OUTAGE_RECORDS, 120 - 48)
+    day = schedule.day_from_parts([stats, stats], utc("2025-10-25T00:00"), utc("2025-10-26T00:00"), NOW, [W1])
+    assert (len(day["outage_schedule"]), day["outage_schedule_more"]) == (48, 2 * 120 - 48)
+
+
+@pytest.mark.parametrize("args, says", [
+    ([], "the following arguments are required: COMMAND"),
+    (["report", "--from", "2025-10-25"], "the following arguments are required: --to"),
+    (["report", "--from", "2025-10-25", "--to", "2025-10-25", "--sensor", "bme"], "--sensor 'bme' is not a pin number"),
+    (["check", "--days", "many"], "argument --days: invalid int value: 'many'"),
+    (["check", "--schedule-ics", "gopher://x.example/a.ics"], "is not an http://, https:// or webcal:// URL"),
+])
+def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, says):
+    env = {"BLACKOUT_CONFIG": str(tmp_path / "config.toml"), "BLACKOUT_SCHEDULE_ICS": str(YASNO),
+           "BLACKOUT_DEVICE": DEVICE, "PYTHONDONTWRITEBYTECODE": "1"}
+    (tmp_path / "config.toml").write_text("")
+    result = run_script("schedule.py", *args, env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: ") and says in result.stderr and result.stderr.count("\n") == 1, result.stderr
