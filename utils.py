@@ -347,8 +347,9 @@ def _status_pages(key, value):
 # --- schedules (schedule.py) -------------------------------------------------------------------
 
 # Yasno/DTEK community feeds mark "possible" outages (можливе/ймовірне відключення, the grey
-# zone: сіра зона); eskom-calendar's summaries ("Stage 4", area names) are all definite.
-SCHEDULE_POSSIBLE = r"(?i)possib|probab|maybe|можлив|ймовірн|сір[аіу]|gr[ae]y"
+# zone: сіра зона); eskom-calendar's summaries ("Stage 4", area names such as Greyton) are all
+# definite.
+SCHEDULE_POSSIBLE = r"(?i)possib|probab|\bmaybe\b|можлив|ймовірн|сір[аіу] зон|\bgr[ae]y\b"
 
 
 def _schedule_sources(key, value):
@@ -447,7 +448,7 @@ KEYS = {
 
 
 REPEATABLE = {"apprise_urls", "schedule_ics"}
-METAVARS = {"silent_after": "MINUTES"}  # as README writes them; otherwise the key in capitals
+METAVARS = {"silent_after": "MINUTES", "schedule_ics": "URL_OR_FILE"}  # as README writes them; otherwise the key in capitals
 
 
 def add_config_flags(parser, keys):

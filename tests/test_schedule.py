@@ -112,7 +112,7 @@ def test_garbage_raises_a_named_error(data, says):
 @pytest.mark.parametrize("summary, possible", [
     ("Можливе відключення (група 3.1)", True), ("Possible outage", True), ("Ймовірне відключення", True),
     ("Сіра зона", True), ("Відключення (група 3.1)", False), ("Sandton WEST (Stage 2)", False),
-    ("Eskom Direct: Stage 6", False),
+    ("Eskom Direct: Stage 6", False), ("Greyton (Stage 2)", False), ("Grey zone", True), ("Сіра зона", True),
 ])
 def test_default_possible_pattern(summary, possible):
     import re
