@@ -460,10 +460,11 @@ def _fetch(source, meta, timeout):
         raise ScheduleError(text) from None
 
 
-def refresh(config, now=None, timeout=None, force=False):
+def refresh(config, now=None, timeout=None, force=False, quiet=False):
     """Fetch the URL sources whose copy is older than an hour (all of them with `force`), and
     read the file sources; keep what is good. Never raises for a bad feed: each failure is
-    logged and recorded beside the copy (for `status`). Returns a SourceResult per source."""
+    logged and recorded beside the copy (for `status`); `quiet`: at INFO, for a caller that
+    prints the results itself. Returns a SourceResult per source."""
     from utils import utc_now
 
     now = now or utc_now()
@@ -475,7 +476,7 @@ def refresh(config, now=None, timeout=None, force=False):
         meta = _read_meta(directory, source)
         try:
             if not is_url(source):
-                results.append(_read_file_source(directory, source, meta, now))
+                results.append(_read_file_source(directory, source, meta, now, quiet))
                 continue
             asked = _iso(meta.get("asked_at"))
             if not force and asked is not None and now - asked < REFRESH_EVERY and asked <= now:
@@ -498,7 +499,7 @@ def refresh(config, now=None, timeout=None, force=False):
                 results.append(SourceResult(label, outcome, None, _iso(meta.get("good_at"))))
             except ScheduleError as error:
                 # said once (cron mails warnings), then logged each hour until it works again
-                level = logging.INFO if meta.get("error") == str(error) else logging.WARNING
+                level = logging.INFO if quiet or meta.get("error") == str(error) else logging.WARNING
                 meta.update(error=str(error), failed_at=now.isoformat())
                 log.log(level, "schedule %s: %s; %s", label, error, kept_text(meta))
                 results.append(SourceResult(label, "failed", str(error), _iso(meta.get("good_at"))))
@@ -514,7 +515,7 @@ def kept_text(meta):
     return f"the last good copy (from {good}) is kept" if good else "no good copy yet"
 
 
-def _read_file_source(directory, source, meta, now):
+def _read_file_source(directory, source, meta, now, quiet=False):
     label = source_label(source)
     try:
         with open(source, "rb") as handle:
@@ -525,7 +526,7 @@ def _read_file_source(directory, source, meta, now):
     except (OSError, ScheduleError) as error:
         text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         if meta.get("error") != text:
-            log.warning("schedule %s: %s; %s", label, text, kept_text(meta))
+            log.log(logging.INFO if quiet else logging.WARNING, "schedule %s: %s; %s", label, text, kept_text(meta))
             meta.update(error=text, failed_at=now.isoformat())
             _write_meta(directory, source, meta)
         return SourceResult(label, "failed", text, _iso(meta.get("good_at")))
@@ -651,10 +652,11 @@ def build_parser():
 
 
 def main(argv=None):
-    from utils import load_config
+    from utils import load_config, setup_logging
 
     args = build_parser().parse_args(argv)
     config = load_config(args, KEYS)
+    setup_logging(config["log_dir"], "schedule")
     if not configured(config):
         raise ConfigError("no schedule: set schedule_ics (a list of iCalendar URLs or files) in config.toml "
                           "or BLACKOUT_SCHEDULE_ICS (README, Schedules)")
@@ -670,10 +672,8 @@ def check_command(config, args):
         raise ConfigError(f"--days {args.days} must be from 1 to 366")
     now = parse_time(args.start, "--from") if args.start else utc_now()
     zone = _zone(config.get("timezone"))
-    failed = 0
-    for result in refresh(config, now, force=True):
+    for result in refresh(config, now, force=True, quiet=True):  # each failure is printed here
         if result.outcome == "failed":
-            failed += 1
             kept = f"last good copy from {_clock(result.good_at, zone)}" if result.good_at else "no copy kept"
             print(f"{result.source}: FAILED ({result.error}); {kept}")
         else:
@@ -683,7 +683,11 @@ def check_command(config, args):
     print(f"windows from {_clock(now, zone)} for {args.days} days ({zone.key}): {len(found)}")
     for window in found:
         print("  " + window_text(window, zone))
-    return 1 if failed and not snapshot.copies else 0
+    if snapshot.missing:
+        from utils import JobFailed
+
+        raise JobFailed(f"no good copy of {', '.join(snapshot.missing)}: check its URL or path")
+    return 0
 
 
 # --- the report -------------------------------------------------------------------------------

@@ -560,3 +560,22 @@ def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, says):
     result = run_script("schedule.py", *args, env=env)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("Error: ") and says in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_check_says_when_a_feed_fails(tmp_path, feed):
+    env = {"BLACKOUT_CONFIG": str(tmp_path / "config.toml"), "BLACKOUT_BUFFER_DIR": str(tmp_path / "buffer"),
+           "BLACKOUT_LOG_DIR": str(tmp_path / "logs"), "PYTHONDONTWRITEBYTECODE": "1",
+           "BLACKOUT_SCHEDULE_ICS": f"{feed.url} {ESKOM}"}
+    (tmp_path / "config.toml").write_text("")
+    feed.mode = "404"
+    result = run_script("schedule.py", "check", "--from", "2025-10-20T00:00", "--days", "1", env=env)
+    host = f"http://127.0.0.1:{feed.server.server_port}/…"
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[:4] == [
+        f"{host}: FAILED (HTTP 404); no copy kept", "tests/fixtures/eskom_sandton_west.ics: file",
+        "windows from 2025-10-20 00:00 UTC for 1 days (UTC): 1",
+        "  Mon 2025-10-20 16:00–18:30  definite  Sandton WEST (Stage 2)"]
+    assert result.stderr == f"Error: no good copy of {host}: check its URL or path\n"
+    feed.mode = "ok"
+    result = run_script("schedule.py", "check", "--from", "2025-10-20T00:00", "--days", "1", env=env)
+    assert result.returncode == 0 and result.stdout.startswith(f"{host}: updated\n"), result.stderr
