@@ -124,9 +124,8 @@ class SensorHistory:
         kept = schedule.stored_windows(stored)
         if kept is not None and stored.get("ts", "") >= dynamo.format_ts(period_end or end):
             return kept
-        if self.schedule.complete:
-            return self.schedule.windows(start, end)
-        return kept
+        found = self.schedule.windows(start, end) if self.schedule.complete else None
+        return found if found is not None else kept
 
     def _query(self, table, pk):
         return dynamo.query_all(self.client, TableName=table, ConsistentRead=True,

@@ -149,9 +149,13 @@ def _calendar(data):
     return calendar
 
 
-def check_ics(data):
-    """ScheduleError unless `data` is an iCalendar file (a feed's body is checked before it is kept)."""
-    _calendar(data)
+def check_ics(data, now=None):
+    """ScheduleError unless `data` is an iCalendar file whose events around `now` expand (a
+    feed's body is checked before it is kept: a broken one must not replace a good copy)."""
+    if now is None:
+        _calendar(data)
+    else:
+        parse_ics(data, now - dt.timedelta(days=1), now + dt.timedelta(days=7))
 
 
 def parse_ics(data, start, end, possible_pattern=DEFAULT_POSSIBLE, timezone=None):
@@ -491,7 +495,7 @@ def refresh(config, now=None, timeout=None, force=False, quiet=False):
                     meta.update(good_at=now.isoformat(), error=None, failed_at=None)
                     outcome = "not modified"
                 else:
-                    check_ics(body)
+                    check_ics(body, now)
                     _keep(directory, source, body, meta, now)
                     meta["etag"] = headers.get("ETag")
                     meta["last_modified"] = headers.get("Last-Modified")
@@ -522,7 +526,7 @@ def _read_file_source(directory, source, meta, now, quiet=False):
             data = handle.read(MAX_FEED_BYTES + 1)
         if len(data) > MAX_FEED_BYTES:
             raise ScheduleError(f"larger than {MAX_FEED_BYTES // 2**20} MiB")
-        check_ics(data)
+        check_ics(data, now)
     except (OSError, ScheduleError) as error:
         text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         if meta.get("error") != text:
@@ -571,7 +575,8 @@ def _clock(ts, zone):
 
 
 class Snapshot:
-    """The windows of every source's copy, parsed once and expanded on demand (one aggregation)."""
+    """The windows of every source's copy, parsed once and expanded on demand (one aggregation).
+    windows() is None when a copy can't be expanded over the span asked (then nothing is known)."""
 
     def __init__(self, config):
         self.config = config
@@ -608,8 +613,10 @@ class Snapshot:
             for label, data in self.copies:
                 try:
                     found += parse_ics(data, low, high, self.pattern, self.zone)
-                except ScheduleError as error:
-                    log.warning("schedule %s: its copy can't be read (%s): left out", label, error)
+                except Exception as error:  # noqa: BLE001 (a feed never stops the aggregation)
+                    log.warning("schedule %s: its copy can't be read from %s to %s (%s)", label, low.date(),
+                                high.date(), error)
+                    return None
             self._range, self._windows = (low, high), merged(found)
         return [window for window in self._windows if window.start < end and window.end > start]
 
@@ -622,7 +629,7 @@ def windows(config, start, end, *, fetch=False, now=None):
         return []
     if fetch:
         refresh(config, now)
-    return Snapshot(config).windows(start, end)
+    return Snapshot(config).windows(start, end) or []
 
 
 # --- CLI ------------------------------------------------------------------------------------
@@ -679,7 +686,7 @@ def check_command(config, args):
         else:
             print(f"{result.source}: {result.outcome}")
     snapshot = Snapshot(config)
-    found = snapshot.windows(now, now + dt.timedelta(days=args.days))
+    found = snapshot.windows(now, now + dt.timedelta(days=args.days)) or []
     print(f"windows from {_clock(now, zone)} for {args.days} days ({zone.key}): {len(found)}")
     for window in found:
         print("  " + window_text(window, zone))
