@@ -338,18 +338,18 @@ def edge_stats(history, hour, low, high, now):
 def local_day_stats(history, day, now):
     """Attributes of the days item of local date `day` (tz, start, statistics); None without readings."""
     start, end = aggregation.day_window(day, history.zone)
-    parts = []
+    parts, pieces = [], []  # pieces: (low, high, statistics or None) of every hour or edge piece
     hour = hour_of(start)
     while hour < end:
         low, high = max(hour, start), min(hour + HOUR, end)
+        stats = None
         if high - low == HOUR:
             stats = history.hour_stats(hour)
-            if stats:
-                parts.append(stats)
         elif history.has_readings(hour):
             stats = edge_stats(history, hour, low, high, now)
-            if stats:
-                parts.append(stats)
+        if stats:
+            parts.append(stats)
+        pieces.append((low, high, stats or None))
         hour += HOUR
     if not parts:
         return None
@@ -357,7 +357,7 @@ def local_day_stats(history, day, now):
              **aggregation.day_stats(history.sensor, parts, start, end, now)}
     windows = history.windows_for(start, end, history.stored_day(day))
     if windows is not None:
-        stats.update(schedule.day_from_parts(parts, start, end, now, windows))
+        stats.update(schedule.day_from_parts(pieces, start, end, now, windows))
     return stats
 
 

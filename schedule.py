@@ -332,14 +332,20 @@ def outage_record(windows, start, end):
     return record
 
 
-def day_from_parts(parts, start, end, now, windows):
-    """The schedule statistics of a day from those of its parts (hours and edge pieces, each
-    computed with the windows it stored) and the day's own windows for `scheduled`."""
-    parts = [part for part in parts if "off_scheduled" in part]
+def day_from_parts(pieces, start, end, now, windows):
+    """The schedule statistics of a day from its pieces: (low, high, statistics or None) of each
+    hour (or edge piece) of [start, end). A piece computed with the schedule gives its own counts
+    and `scheduled` (with the windows it stored: the day agrees with its hours even when the
+    schedule changed between them); a piece without statistics (no reading, or aggregated
+    before the schedule) takes its `scheduled` from the day's `windows`."""
     definite = [window for window in windows if not window.possible]
     last = min(end, now.replace(second=0, microsecond=0) + MINUTE)
+    parts = [part for _low, _high, part in pieces if part and "off_scheduled" in part]
+    scheduled = sum(part["scheduled"] if part and "scheduled" in part
+                    else covered_minutes(definite, low, max(low, min(high, last)))
+                    for low, high, part in pieces)
     return {
-        "scheduled": covered_minutes(definite, start, max(start, last)),
+        "scheduled": scheduled,
         "off_scheduled": sum(part["off_scheduled"] for part in parts),
         "off_unscheduled": sum(part["off_unscheduled"] for part in parts),
         "on_scheduled": sum(part["on_scheduled"] for part in parts),

@@ -542,7 +542,8 @@ def test_a_flapping_relay_keeps_its_items_small():
     flapping = [(utc("2025-10-25T15:00") + dt.timedelta(minutes=n), n % 2) for n in range(240)]
     stats = schedule.period_stats(flapping, utc("2025-10-25T15:00"), utc("2025-10-25T19:00"), NOW, [W1], previous=1)
     assert (len(stats["outage_schedule"]), stats["outage_schedule_more"]) == (schedule.MAX_OUTAGE_RECORDS, 120 - 48)
-    day = schedule.day_from_parts([stats, stats], utc("2025-10-25T00:00"), utc("2025-10-26T00:00"), NOW, [W1])
+    day = schedule.day_from_parts([(utc("2025-10-25T15:00"), utc("2025-10-25T19:00"), stats)] * 2,
+                                  utc("2025-10-25T00:00"), utc("2025-10-26T00:00"), NOW, [W1])
     assert (len(day["outage_schedule"]), day["outage_schedule_more"]) == (48, 2 * 120 - 48)
 
 
@@ -579,3 +580,25 @@ def test_check_says_when_a_feed_fails(tmp_path, feed):
     feed.mode = "ok"
     result = run_script("schedule.py", "check", "--from", "2025-10-20T00:00", "--days", "1", env=env)
     assert result.returncode == 0 and result.stdout.startswith(f"{host}: updated\n"), result.stderr
+
+
+def test_a_day_agrees_with_its_hours_when_the_schedule_changes_during_it(dynamodb, config, tmp_path, monkeypatch):
+    feed = tmp_path / "group.ics"
+    feed.write_bytes(YASNO.read_bytes())
+    config.update(timezone="Europe/Kyiv", schedule_ics=(str(feed),), schedule_possible=SCHEDULE_POSSIBLE)
+    store_readings(dynamodb, config["table_prefix"], SCENARIO)
+    during = utc("2025-10-25T20:30")  # the Kyiv day (to 21:00Z) still under way
+    monkeypatch.setattr(aggregate, "utc_now", lambda: during)  # the items' ts
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=during)
+    # the feed drops the day's windows; the power comes back at 20:00
+    feed.write_bytes(ESKOM.read_bytes())
+    store_readings(dynamodb, config["table_prefix"], (("20:00", "20:30", 1),))
+    monkeypatch.setattr(aggregate, "utc_now", lambda: NOW)
+    aggregate.aggregate(config, DEVICE, client=dynamodb, now=NOW)
+    hours = {f"{hour:%H}": four(item) for hour, item in items_of(dynamodb, config["table_prefix"], "hours").items()}
+    # the hours over before the change keep their windows; hour 20 has none now
+    assert hours == {**KNOWN_HOURS, "20": (0, 0, 0, 0)}
+    (day,) = items_of(dynamodb, config["table_prefix"], "days").values()
+    # the day's own windows are the new (empty) ones, but its scheduled minutes are its hours':
+    # 60+60+60+60+30 = 270, so that off_scheduled (130) + on_scheduled (120) + 20 unknown add up
+    assert four(day) == KNOWN_DAY and day["schedule"] == []
