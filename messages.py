@@ -10,7 +10,7 @@ import logging
 log = logging.getLogger("messages")
 
 LATE_AFTER = dt.timedelta(minutes=2)
-SCHEDULE_KEYS = ("schedule_ics", "schedule_possible")
+SCHEDULE_KEYS = ("schedule_ics", "schedule_possible", "schedule_cache")  # utils.KEYS (schedule.py)
 # a cut this long before a window's start is that window's (grid operators often start early)
 SCHEDULE_EARLY = dt.timedelta(minutes=15)
 

@@ -5,21 +5,27 @@ module (parsing, fetching, caching, statistics, reports) replaces this file in t
 Callers import it lazily and treat a missing `windows` like an unreadable schedule.
 """
 
+import datetime as dt
 from dataclasses import dataclass
-from datetime import datetime
 
 
 @dataclass(frozen=True)
 class Window:
-    """A planned outage: [start, end) as aware UTC datetimes; `possible` when not definite."""
-
-    start: datetime
-    end: datetime
+    """One planned outage: [start, end) in aware UTC datetimes."""
+    start: dt.datetime
+    end: dt.datetime
     possible: bool
     summary: str
 
+    def pair(self):
+        """[start, end] as ISO 8601 strings: how an item stores it (`schedule` holds the definite
+        windows, `schedule_possible` the possible ones)."""
+        return [self.start.isoformat(), self.end.isoformat()]
+
 
 def window_at(windows, ts):
-    """The window in force at `ts` (a definite one before a possible one), or None."""
-    inside = [window for window in windows if window.start <= ts < window.end]
-    return min(inside, key=lambda window: (window.possible, window.start)) if inside else None
+    """The window holding instant `ts` (a definite one before a possible one), or None."""
+    holding = [window for window in windows if window.start <= ts < window.end]
+    if not holding:
+        return None
+    return min(holding, key=lambda window: (window.possible, window.start))
