@@ -453,3 +453,23 @@ def test_silent_page_on_a_phone(browser, week, tmp_path):
     assert browser.find_element(By.ID, "since").text.startswith("silent since 27 Oct 12:00 (39 min)")
     assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     screenshot(browser, "phone-360-silent.png")
+
+
+def test_schedule_band_on_a_phone(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    page = status_page.write_page(tmp_path, *status_page.build(schedule_data(live=[POSSIBLE_NOW] + LATER)))
+    open_at(browser, page.as_uri(), 360)
+    today = browser.find_element(By.CSS_SELECTOR, '.timeline[data-date="2025-10-27"]')
+    bar = today.find_element(By.CSS_SELECTOR, ".bar svg").rect
+    definite = today.find_element(By.CSS_SELECTOR, "rect.win-definite").rect
+    possible = today.find_element(By.CSS_SELECTOR, "rect.win-possible").rect
+    # under the day's timeline, across its hours 14:00-18:00; the possible window drawn thinner
+    assert definite["y"] >= bar["y"] + bar["height"]
+    assert definite["width"] == pytest.approx(bar["width"] / 6, abs=2)
+    assert 0 < possible["height"] < definite["height"]
+    assert browser.find_element(By.ID, "schedule-now").text == "Possible outage now: 27 Oct 10:00–12:30"
+    assert [span.text for span in browser.find_elements(By.CSS_SELECTOR, "#outages .sched")] == [
+        "in a possible outage 27 Oct 10:00–12:30", "not scheduled", "scheduled 26 Oct 18:00–22:00"]
+    assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    screenshot(browser, "phone-360-schedule.png")
