@@ -316,3 +316,22 @@ def test_watchdog_run_fetches_the_schedule_once_and_tells_the_webhook(dynamodb, 
                             " — inside the scheduled outage 18:00–22:00 EET")
     assert body["schedule"] == {"start": iso(EVENING.start), "end": iso(EVENING.end), "possible": False}
     assert [call["fetch"] for call in fake.calls] == [True]
+
+
+def test_readme_shows_these_texts():
+    """README's examples (Notifications, "With a schedule") are the texts these tests make."""
+    from tests.conftest import PROJECT_DIR
+
+    text = (PROJECT_DIR / "README.md").read_text()
+    block = text.split("**With a schedule**", 1)[1].split("```\n", 2)[1]
+    at, noon = OFF_AT, local(2026, 12, 5, 12, 1)
+    made = [
+        message_text(power_message("off", at, **messages.schedule_fields([EVENING], at)), ZONE, sent_at=at),
+        message_text(power_message("off", at, **messages.schedule_fields([window(EVENING.start, EVENING.end, True)], at)),
+                     ZONE, sent_at=at),
+        message_text(power_message("off", noon, **messages.schedule_fields([EVENING], noon)), ZONE, sent_at=noon),
+        message_text(power_message("on", BACK_EARLY, began=at, **messages.schedule_fields([EVENING], at)), ZONE,
+                     sent_at=BACK_EARLY),
+        silence(at, at + dt.timedelta(minutes=6, seconds=7), [EVENING])["text"],
+    ]
+    assert block.strip().splitlines() == made
