@@ -170,6 +170,13 @@ def _back_schedule_note(message, at):
     return f", {duration_text(abs(minutes))} {'before' if minutes < 0 else 'after'} {end}"
 
 
+def _watchdog_off_note(schedule, zone, at):
+    """'; scheduled 18:00–22:00 EET, expected back 22:00' / '; not in the schedule' / ''."""
+    if not schedule:
+        return ""
+    return "; " + _off_schedule_note({"schedule": schedule["window"]}, zone, at)[:-2]
+
+
 def silent_schedule_note(window, zone=None, reference=None):
     """' — inside the scheduled outage 18:00–22:00 EET' for a silence in a window, else ''."""
     if not window:
@@ -234,16 +241,21 @@ def silent_text(device, silent_since, now, zone=None, window=None):
             + silent_schedule_note(window, zone, now))
 
 
-def back_text(device, verdict, zone=None, reference=None):
-    """What the watchdog says when a silent device is heard again, by cause (watchdog.judge)."""
+def back_text(device, verdict, zone=None, reference=None, schedule=None):
+    """What the watchdog says when a silent device is heard again, by cause (watchdog.judge).
+
+    `schedule`: with a schedule configured, {"window": the power outage's window or None}
+    (outage_window); its note then follows a power verdict's text."""
     since, until = verdict["silent_since"], verdict["back_ts"]
     if verdict["cause"] == "power":
         off_from, off_until = verdict["off_from"], verdict["off_until"]
         if off_until is None:
             return (f"{device} is back: the power is OFF since {clock_text(off_from, zone, reference)} "
-                    f"({duration_text(minutes_between(off_from, until))} so far); it runs on its UPS")
+                    f"({duration_text(minutes_between(off_from, until))} so far); it runs on its UPS"
+                    + _watchdog_off_note(schedule, zone, off_from))
         return (f"{device} is back: the power was OFF {span_text(off_from, off_until, zone, reference)} "
-                f"({duration_text(minutes_between(off_from, off_until))})")
+                f"({duration_text(minutes_between(off_from, off_until))})"
+                + (_back_schedule_note({"schedule": schedule["window"]}, off_until) if schedule else ""))
     if verdict["cause"] == "link":
         return f"{device} is back: the power stayed ON; the internet was down {span_text(since, until, zone, reference)}"
     return (f"{device} is back after {duration_text(minutes_between(since, until))} of silence "

@@ -328,9 +328,15 @@ def decide(state, readings, now, silent_after, zone=None, schedule=None):
     verdict = judge(readings.pins(silent_since, back_ts), silent_since, back_ts, silent_after)
     if not verdict["complete"] and now < resumed_at + silent_after:
         return (new, []) if phase == "silent" else (None, [])  # the backlog may still be on its way
-    text = back_text(device, corrected(verdict, skew), zone, now)
+    told = corrected(verdict, skew)
+    windows = schedule() if schedule is not None and told["cause"] == "power" else None
+    planned = None if windows is None else {"window": outage_window(windows, told["off_from"])}
+    text = back_text(device, told, zone, now, planned)
     new.update(phase="watching", back_ts=iso(verdict["back_ts"]))  # where the silence ended, as told
-    return new, [announcement(device, "back", silent_since, verdict["back_ts"], text, verdict)]
+    message = announcement(device, "back", silent_since, verdict["back_ts"], text, verdict)
+    if planned is not None:
+        message["schedule"] = planned["window"]  # the power outage's window; None: not in the schedule
+    return new, [message]
 
 
 def bound_outbox(state, outbox, now):

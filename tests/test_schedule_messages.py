@@ -335,3 +335,50 @@ def test_readme_shows_these_texts():
         silence(at, at + dt.timedelta(minutes=6, seconds=7), [EVENING])["text"],
     ]
     assert block.strip().splitlines() == made
+
+
+class HeardAgain:
+    """watchdog.Readings of a device heard again at `back`, its pin's readings buffered meanwhile."""
+
+    device = "alex_rpi"
+
+    def __init__(self, back, pins):
+        self.back, self._pins = back, pins
+
+    def fresh(self):
+        return self.back
+
+    def latest(self):
+        return self.back
+
+    def pins(self, since, until):
+        return self._pins
+
+
+def pin_minutes(start, end, value):
+    return [(start + dt.timedelta(minutes=i, seconds=3), value) for i in range(int((end - start) / dt.timedelta(minutes=1)))]
+
+
+@pytest.mark.parametrize("off_until, windows, expected", [
+    (local(2026, 12, 5, 20, 10), [EVENING],
+     "the power was OFF 18:02–20:10 EET (2 h 8 min), 1 h 50 min before the scheduled end"),
+    (local(2026, 12, 5, 20, 10), [], "the power was OFF 18:02–20:10 EET (2 h 8 min)"),
+    (local(2026, 12, 5, 20, 10), None, "the power was OFF 18:02–20:10 EET (2 h 8 min)"),
+    (None, [EVENING], "the power is OFF since 18:02 EET (2 h 13 min so far); it runs on its UPS; "
+                      "scheduled 18:00–22:00 EET, expected back 22:00"),
+    (None, [], "the power is OFF since 18:02 EET (2 h 13 min so far); it runs on its UPS; not in the schedule"),
+])
+def test_watchdog_back_tells_the_outage_against_its_window(off_until, windows, expected):
+    silent_since, back = local(2026, 12, 5, 18, 1) + dt.timedelta(seconds=3), local(2026, 12, 5, 20, 15)
+    pins = pin_minutes(local(2026, 12, 5, 17, 55), local(2026, 12, 5, 18, 2), 1)
+    if off_until:
+        pins += pin_minutes(local(2026, 12, 5, 18, 2), off_until, 0) + pin_minutes(off_until, back + dt.timedelta(minutes=1), 1)
+    else:
+        pins += pin_minutes(local(2026, 12, 5, 18, 2), back + dt.timedelta(minutes=1), 0)
+    state = {"device": "alex_rpi", "phase": "silent", "silent_since": iso(silent_since), "silent_announced": True,
+             "last_word": iso(silent_since), "outbox": []}
+    new, (message,) = watchdog.decide(state, HeardAgain(back + dt.timedelta(seconds=3), pins), back + dt.timedelta(minutes=1),
+                                      dt.timedelta(minutes=5), ZONE, (lambda: windows) if windows is not None else None)
+    assert message["event"] == "back" and message["text"] == f"alex_rpi is back: {expected}"
+    assert message.get("schedule", "absent") == ("absent" if windows is None else
+                                                 messages.outage_window(windows, local(2026, 12, 5, 18, 2)))
