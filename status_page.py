@@ -134,9 +134,10 @@ def stored_windows(item):
             return None
         for pair in pairs:
             try:
-                if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(t, str) for t in pair):
+                if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                        or not all(isinstance(t, str) and len(t) <= 64 for t in pair)):
                     raise ValueError("not a [start, end] pair of times")
-                start, end = (dt.datetime.fromisoformat(text[:40]) for text in pair)
+                start, end = (dt.datetime.fromisoformat(text) for text in pair)
                 if start.tzinfo is None or end.tzinfo is None:
                     raise ValueError("a time without its offset")
                 start, end = start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)

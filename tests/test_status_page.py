@@ -324,6 +324,34 @@ def test_stored_windows_are_untrusted(schedule, possible, kept, caplog):
     assert status_page.stored_windows({"pk": "p", "sk": "s"}) is None  # computed without a schedule
 
 
+def test_hostile_stored_windows_never_break_the_page():
+    """Whatever a Pi wrote as `schedule`, the page is made: stored_windows gives valid windows or None."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    times = st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                         timezones=st.sampled_from([dt.timezone.utc, dt.timezone(dt.timedelta(hours=14))])).map(
+                             lambda t: t.isoformat())
+    value = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=30) | times,
+                         lambda inner: st.lists(inner, max_size=4), max_leaves=12)
+    pairs = st.lists(st.lists(times | st.text(max_size=40), min_size=2, max_size=2) | value, max_size=6)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(pairs | value, pairs | value)
+    def hostile(schedule, possible):
+        item = {"pk": "device#kyiv_rpi#sensor#4#month#2025-10", "sk": "day#2025-10-26", "schedule": schedule,
+                "schedule_possible": possible}
+        windows = status_page.stored_windows(item)
+        assert windows is None or all(
+            start.tzinfo is not None and dt.timedelta(0) < end - start <= status_page.MAX_WINDOW and kind in (False, True)
+            for start, end, kind in windows)
+        data = schedule_data(live=None, stored=windows or [])
+        page, document = status_page.build(data)
+        assert page.startswith("<!doctype html>") and json.dumps(document)
+
+    hostile()
+
+
 def test_a_broken_schedule_never_costs_the_page(monkeypatch, caplog):
     import schedule
 
