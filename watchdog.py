@@ -268,7 +268,7 @@ def decide(state, readings, now, silent_after, zone=None, schedule=None):
     """The next state of one device and what to announce: (new state or None, [announcements]).
 
     None means nothing changed (no write). `state` is the stored item (None at first).
-    `schedule`: () -> the schedule's windows or None, asked only when a silence is announced.
+    `schedule`: () -> the schedule's windows or None, asked only when a silence or its power outage is told.
     """
     device = readings.device
     phase = state.get("phase", "watching") if state else "watching"
