@@ -5,8 +5,14 @@ only: the minute path imports it.
 """
 
 import datetime as dt
+import logging
+
+log = logging.getLogger("messages")
 
 LATE_AFTER = dt.timedelta(minutes=2)
+SCHEDULE_KEYS = ("schedule_ics", "schedule_possible", "schedule_cache")  # utils.KEYS (schedule.py)
+# a cut this long before a window's start is that window's (grid operators often start early)
+SCHEDULE_EARLY = dt.timedelta(minutes=15)
 
 
 def time_zone(timezone):
@@ -68,6 +74,12 @@ def message_text(message, zone=None, sent_at=None):
 
     Power OFF at 22:30 UTC (device alex_rpi, pin 4)
     Power back at 01:30 UTC after 3 h 0 min (device alex_rpi, pin 4) — sent 02:10 UTC, the link was down
+
+    With a schedule configured the message carries its outage's window (`schedule`, set when
+    it was queued, so every retry says the same; None: not in the schedule):
+    Power OFF at 18:02 EET (scheduled 18:00–22:00 EET, expected back 22:00; device alex_rpi, pin 4)
+    Power OFF at 18:02 EET (not in the schedule; device alex_rpi, pin 4)
+    Power back at 20:10 EET after 2 h 8 min, 1 h 50 min before the scheduled end (device alex_rpi, pin 4)
     """
     at = parse_iso(message["at"])
     where = where_text(message["device"], message["sensor"])
@@ -75,17 +87,102 @@ def message_text(message, zone=None, sent_at=None):
     if message.get("kind") == "test":
         return f"Test message from blackout-monitor ({where}) at {when}: notifications work."
     if message["state"] == "off":
-        text = f"Power OFF at {when} ({where})"
-    elif message.get("duration_minutes") is not None:
-        text = f"Power back at {when} after {duration_text(message['duration_minutes'])} ({where})"
-    elif message.get("off_since_at_least"):  # the first reading ever was OFF: a lower bound only
-        since = clock_text(parse_iso(message["off_since_at_least"]), zone, at)
-        text = f"Power back at {when}, off since at least {since} ({where})"
+        text = f"Power OFF at {when} ({_off_schedule_note(message, zone, at)}{where})"
     else:
-        text = f"Power back at {when} ({where})"
+        if message.get("duration_minutes") is not None:
+            text = f"Power back at {when} after {duration_text(message['duration_minutes'])}"
+        elif message.get("off_since_at_least"):  # the first reading ever was OFF: a lower bound only
+            since = clock_text(parse_iso(message["off_since_at_least"]), zone, at)
+            text = f"Power back at {when}, off since at least {since}"
+        else:
+            text = f"Power back at {when}"
+        text += f"{_back_schedule_note(message, at)} ({where})"
     if sent_at is not None and sent_at - parse_iso(message["queued_at"]) > LATE_AFTER:
         text += f" — sent {clock_text(sent_at, zone, at)}, the link was down"
     return text
+
+
+# --- the outage schedule (schedule.py) in messages -----------------------------------------
+
+def schedule_windows(config, start, end, fetch=False, now=None):
+    """The schedule's windows overlapping [start, end) (schedule.windows), or None when no
+    schedule is configured or it can't be read: the message then says nothing of a schedule,
+    and a broken schedule never costs a message."""
+    if not config.get("schedule_ics"):
+        return None
+    try:
+        import schedule  # only when a message is composed: never on a quiet minute
+
+        return list(schedule.windows(config, start, end, fetch=fetch, now=now))
+    except Exception as error:
+        log.warning("the outage schedule can't be read (%s: %s): the message says nothing of it",
+                    type(error).__name__, error)
+        return None
+
+
+def outage_window(windows, at, early=SCHEDULE_EARLY):
+    """The planned window of an outage that began at `at`, or None: the window in force then
+    (a definite one before a possible one), else one starting within `early` after it. Windows
+    of its kind that touch or overlap it are joined (feeds publish an outage hour by hour)."""
+    inside = [w for w in windows if w.start <= at < w.end]
+    if not inside:
+        inside = [w for w in windows if at < w.start <= at + early]
+    if not inside:
+        return None
+    chosen = min(inside, key=lambda w: (w.possible, w.start))
+    start, end, kin = chosen.start, chosen.end, [w for w in windows if w.possible == chosen.possible]
+    grown = True
+    while grown:
+        grown = False
+        for window in kin:
+            if window.start <= end and window.end >= start and (window.start < start or window.end > end):
+                start, end, grown = min(start, window.start), max(end, window.end), True
+    return {"start": iso(start), "end": iso(end), "possible": bool(chosen.possible)}
+
+
+def schedule_fields(windows, at):
+    """{"schedule": the outage's window or None (not in the schedule)} for a message, or {}
+    when the schedule is unknown (`windows` None)."""
+    return {} if windows is None else {"schedule": outage_window(windows, at)}
+
+
+def _off_schedule_note(message, zone, at):
+    """'scheduled 18:00–22:00 EET, expected back 22:00; ' / 'not in the schedule; ' / ''."""
+    if "schedule" not in message:
+        return ""
+    window = message["schedule"]
+    if not window:
+        return "not in the schedule; "
+    start, end = parse_iso(window["start"]), parse_iso(window["end"])
+    kind = "possible outage" if window.get("possible") else "scheduled"
+    return f"{kind} {span_text(start, end, zone, at)}, expected back {_clock(end, zone, at)[0]}; "
+
+
+def _back_schedule_note(message, at):
+    """', 1 h 50 min before the scheduled end' (after it, at it); '' without a window."""
+    window = message.get("schedule")
+    if not window:
+        return ""
+    end = "the possible outage's end" if window.get("possible") else "the scheduled end"
+    minutes = round((at - parse_iso(window["end"])).total_seconds() / 60)
+    if minutes == 0:
+        return f", at {end}"
+    return f", {duration_text(abs(minutes))} {'before' if minutes < 0 else 'after'} {end}"
+
+
+def _watchdog_off_note(schedule, zone, at):
+    """'; scheduled 18:00–22:00 EET, expected back 22:00' / '; not in the schedule' / ''."""
+    if not schedule:
+        return ""
+    return "; " + _off_schedule_note({"schedule": schedule["window"]}, zone, at)[:-2]
+
+
+def silent_schedule_note(window, zone=None, reference=None):
+    """' — inside the scheduled outage 18:00–22:00 EET' for a silence in a window, else ''."""
+    if not window:
+        return ""
+    kind = "possible outage" if window.get("possible") else "scheduled outage"
+    return f" — inside the {kind} {span_text(parse_iso(window['start']), parse_iso(window['end']), zone, reference)}"
 
 
 WATCHDOG_FIELDS = ("id", "device", "event", "at", "silent_since")
@@ -105,7 +202,10 @@ def webhook_document(message, text):
     if message.get("kind") == "watchdog":
         fields = WATCHDOG_FIELDS + (WATCHDOG_BACK_FIELDS if message["event"] == "back" else ()) + (
             ("skew_minutes",) if message["event"] == "skew" else ())
+        if "schedule" in message:
+            fields += ("schedule",)
         return {**{name: message[name] for name in fields}, "text": text}
+    schedule = {"schedule": message["schedule"]} if "schedule" in message else {}
     return {
         "id": message["id"],
         "device": message["device"],
@@ -114,6 +214,7 @@ def webhook_document(message, text):
         "at": message["at"],
         "previous_state": message.get("previous_state"),
         "duration_minutes": message.get("duration_minutes"),
+        **schedule,  # with a schedule configured: the outage's window {start, end, possible}, or null
         "text": text,
     }
 
@@ -132,22 +233,29 @@ def minutes_between(start, end):
     return max(0, round((end - start).total_seconds() / 60))
 
 
-def silent_text(device, silent_since, now, zone=None):
-    """No word from alex_rpi since 22:31 (5 min): power or internet is down there"""
+def silent_text(device, silent_since, now, zone=None, window=None):
+    """No word from alex_rpi since 22:31 (5 min): power or internet is down there
+    (+ ' — inside the scheduled outage 22:00–02:00 EET' when `window`, from outage_window)"""
     return (f"No word from {device} since {clock_text(silent_since, zone, now)} "
-            f"({duration_text((now - silent_since).total_seconds() // 60)}): power or internet is down there")
+            f"({duration_text((now - silent_since).total_seconds() // 60)}): power or internet is down there"
+            + silent_schedule_note(window, zone, now))
 
 
-def back_text(device, verdict, zone=None, reference=None):
-    """What the watchdog says when a silent device is heard again, by cause (watchdog.judge)."""
+def back_text(device, verdict, zone=None, reference=None, schedule=None):
+    """What the watchdog says when a silent device is heard again, by cause (watchdog.judge).
+
+    `schedule`: with a schedule configured, {"window": the power outage's window or None}
+    (outage_window); its note then follows a power verdict's text."""
     since, until = verdict["silent_since"], verdict["back_ts"]
     if verdict["cause"] == "power":
         off_from, off_until = verdict["off_from"], verdict["off_until"]
         if off_until is None:
             return (f"{device} is back: the power is OFF since {clock_text(off_from, zone, reference)} "
-                    f"({duration_text(minutes_between(off_from, until))} so far); it runs on its UPS")
+                    f"({duration_text(minutes_between(off_from, until))} so far); it runs on its UPS"
+                    + _watchdog_off_note(schedule, zone, off_from))
         return (f"{device} is back: the power was OFF {span_text(off_from, off_until, zone, reference)} "
-                f"({duration_text(minutes_between(off_from, off_until))})")
+                f"({duration_text(minutes_between(off_from, off_until))})"
+                + (_back_schedule_note({"schedule": schedule["window"]}, off_until) if schedule else ""))
     if verdict["cause"] == "link":
         return f"{device} is back: the power stayed ON; the internet was down {span_text(since, until, zone, reference)}"
     return (f"{device} is back after {duration_text(minutes_between(since, until))} of silence "

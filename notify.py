@@ -37,13 +37,15 @@ import uuid
 from pathlib import Path
 
 import filebuffer
-from messages import clock_text, iso, message_text, parse_iso, time_zone
+import utils
+from messages import SCHEDULE_KEYS, clock_text, iso, message_text, parse_iso, schedule_fields, schedule_windows, time_zone
 from utils import CHANNEL_KEYS, EXIT_OK, NOT_MAILED, ArgumentParser, ConfigError, add_config_flags
 from utils import channels_configured, check_channel_config, load_config, run_cli, utc_now
 
 log = logging.getLogger("notify")
 
-KEYS = ("notify_after",) + CHANNEL_KEYS + ("timezone",)
+# the schedule's keys where utils knows them (issue 26 adds them there)
+KEYS = ("notify_after",) + CHANNEL_KEYS + ("timezone",) + tuple(key for key in SCHEDULE_KEYS if key in utils.KEYS)
 FORMAT_VERSION = 1
 NOTIFY_DIR = "notify"
 SUFFIX = ".json"
@@ -193,6 +195,13 @@ def _load_message(path):
     for name in ("delivered", "rejections", "gave_up", "watchdog_told"):
         if not isinstance(message.setdefault(name, {}), dict):
             raise ValueError(f"{name} is not an object")
+    window = message.get("schedule")
+    if window is not None:
+        try:
+            parse_iso(window["start"]), parse_iso(window["end"])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:  # the message is still sent, without it
+            log.warning("notification file %s: its schedule window is unreadable (%s)", path.name, error)
+            del message["schedule"]
     return message
 
 
@@ -409,6 +418,7 @@ class Notifier:
             state, message, changed = self._advance(state, reading)
             if message is not None:
                 message["queued_at"] = iso(self.clock())
+                message.update(self._schedule(message))
                 if self.configured:
                     # the transition and its message are committed together (the outbox), then
                     # queued: a crash in between can neither lose the message nor announce twice
@@ -419,6 +429,25 @@ class Notifier:
                     log.info("%s (no notification channel configured)", message_text(message, self.zone))
             if changed or recovered or message is not None:
                 self._save_state(state)
+
+    def _schedule(self, message):
+        """{"schedule": the outage's planned window or None} for a power message, {} when no
+        schedule is configured or it can't be read. Read once, when the message is queued, from
+        the schedule's local cache only (the internet is likely down with the power)."""
+        if not self.config.get("schedule_ics"):
+            return {}
+        try:
+            began = message["at"] if message["state"] == "off" else (
+                message.get("previous_since") or message.get("off_since_at_least"))
+            if not began:  # a restore whose outage start is unknown: no window to hold it to
+                return {}
+            began = parse_iso(began)
+            windows = schedule_windows(self.config, began - dt.timedelta(days=1), began + dt.timedelta(days=1),
+                                       fetch=False, now=self.clock())
+            return schedule_fields(windows, began)
+        except Exception as error:  # never let the schedule cost the message
+            log.warning("notifications: the schedule's window of a message: %s: %s", type(error).__name__, error)
+            return {}
 
     def _save_state(self, state):
         _write_json(self.directory, _state_path(self.directory, state["device"], state["sensor"]).name, state)

@@ -33,6 +33,7 @@ from aggregation import (
     pin_stats,
     run_minutes,
 )
+import utils
 from utils import (
     EXIT_OK,
     ArgumentParser,
@@ -48,7 +49,8 @@ from utils import (
 
 log = logging.getLogger("status_page")
 
-KEYS = ("device", "table_prefix", "timezone", "silent_after", "status_page_id", "status_pages")
+KEYS = (("device", "table_prefix", "timezone", "silent_after", "status_page_id", "status_pages")
+        + tuple(key for key in ("schedule_ics", "schedule_possible", "schedule_cache") if key in utils.KEYS))
 TIMELINE_DAYS = 7
 BAR_DAYS = 90
 OUTAGE_ROWS = 30
@@ -59,6 +61,10 @@ CHART_STEP = 5  # minutes between the points drawn of the room's 48 hours (2,880
 ON_COLOUR, OFF_COLOUR, UNKNOWN_COLOUR = "#009E73", "#D55E00", "#D3D3D3"
 TEMPERATURE_COLOUR, HUMIDITY_COLOUR = "#0072B2", "#56B4E9"
 REFRESH_SECONDS = 60
+SCHEDULE_AHEAD = dt.timedelta(days=2)  # now.json's next window is looked for this far ahead
+MAX_WINDOWS = 500                      # windows read from one item, at most (a Pi's item is untrusted)
+MAX_WINDOW = dt.timedelta(days=7)      # a longer "planned outage" is no window: skipped
+PLAN_COLOUR, POSSIBLE_COLOUR = "#444444", "#999999"
 
 
 # --- reading (the only part that talks to DynamoDB) --------------------------------------------
@@ -96,7 +102,8 @@ DAY_FIELDS = ("on", "off", "unknown", "outages", "longest_outage_minutes", "expe
 
 
 def _valid_day(item):
-    """{date, on, off, unknown, outages, longest_outage_minutes, expected} of a days item, or None."""
+    """{date, on, off, unknown, outages, longest_outage_minutes, expected, windows} of a days
+    item, or None; `windows` the schedule it was computed with (stored_windows), None without."""
     import dynamo
 
     try:
@@ -104,9 +111,58 @@ def _valid_day(item):
         if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1500 for v in stats.values()):
             raise ValueError("counts out of range")
         local = dynamo.day_start(item).astimezone(zone(dynamo.day_zone(item)))
-        return {"date": local.date(), **stats}
+        return {"date": local.date(), **stats, "windows": stored_windows(item)}
     except (KeyError, TypeError, ValueError) as error:
         log.warning("skipping the malformed days item %s %s: %s", item.get("pk"), item.get("sk"), error)
+        return None
+
+
+def stored_windows(item):
+    """[(start, end, possible)] of an item's `schedule` (definite) and `schedule_possible` pairs of
+    ISO 8601 times, or None when it has no `schedule`. A Pi's item is untrusted: a bad pair is
+    skipped with a log line, a bad attribute drops them all (logged)."""
+    if "schedule" not in item:
+        return None
+    windows = []
+    for name, possible in (("schedule", False), ("schedule_possible", True)):
+        pairs = item.get(name)
+        if pairs is None and possible:
+            continue
+        if not isinstance(pairs, list) or len(pairs) > MAX_WINDOWS:
+            log.warning("ignoring the schedule of the days item %s %s: %s is not a list of windows",
+                        item.get("pk"), item.get("sk"), name)
+            return None
+        for pair in pairs:
+            try:
+                if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                        or not all(isinstance(t, str) and len(t) <= 64 for t in pair)):
+                    raise ValueError("not a [start, end] pair of times")
+                start, end = (dt.datetime.fromisoformat(text) for text in pair)
+                if start.tzinfo is None or end.tzinfo is None:
+                    raise ValueError("a time without its offset")
+                start, end = start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+                if not dt.timedelta(0) < end - start <= MAX_WINDOW:
+                    raise ValueError("its end is not after its start, or it is longer than a week")
+                windows.append((start, end, possible))
+            except (TypeError, ValueError, OverflowError) as error:
+                log.warning("skipping a bad schedule window of the days item %s %s: %s",
+                            item.get("pk"), item.get("sk"), error)
+    return sorted(set(windows))
+
+
+def live_windows(config, start, end, now):
+    """[(start, end, possible)] of the configured schedule over [start, end) (schedule.windows,
+    refreshed when stale: the page's host is online), or None without a schedule or when it
+    can't be read (logged: the page is made without it)."""
+    if not config.get("schedule_ics"):
+        return None
+    try:
+        import schedule
+
+        return sorted({(w.start.astimezone(dt.timezone.utc), w.end.astimezone(dt.timezone.utc), bool(w.possible))
+                       for w in schedule.windows(config, start, end, fetch=True, now=now)})
+    except Exception as error:  # a broken schedule never costs the page
+        log.warning("the schedule can't be read (%s: %s): the page is made without it", type(error).__name__, error)
         return None
 
 
@@ -155,7 +211,7 @@ def gather(client, config, now):
     watchdog = load_watchdog_state(client, tables["minutes"], device)
     return {"device": device, "timezone": local.key, "now": now, "silent_after": config["silent_after"],
             "sensors": sensors, "pin": pin, "pin_minutes": pin_minutes, "days": days, "env_minutes": env_minutes,
-            "watchdog": watchdog}
+            "watchdog": watchdog, "windows": live_windows(config, timeline_start, now + SCHEDULE_AHEAD, now)}
 
 
 # --- computing (pure) ------------------------------------------------------------------------
@@ -214,6 +270,8 @@ def summarise(data):
 
     timelines = []
     today = now.astimezone(local).date()
+    stored = {item["date"]: item for item in data["days"]}
+    live = data.get("windows")
     for back in range(TIMELINE_DAYS - 1, -1, -1):
         day = today - DAY * back
         start, end = day_window(day, local)
@@ -223,9 +281,8 @@ def summarise(data):
         shown_end = min(end, current + MINUTE)
         timelines.append({"date": day, "start": start, "end": end, "hours": (end - start) // dt.timedelta(hours=1),
                           "segments": _segments(by_minute, start, shown_end) if shown_end > start else [],
-                          "stats": stats})
+                          "stats": stats, "windows": day_windows(live, stored.get(day), start, end, day == today)})
 
-    stored = {item["date"]: item for item in data["days"]}
     fresh = {t["date"]: t["stats"] for t in timelines}
     days = []
     for back in range(BAR_DAYS - 1, -1, -1):
@@ -247,6 +304,7 @@ def summarise(data):
         lasting = last == readings[-1][0] and state in ("off", "silent")
         item = {"start": first, "end": None if lasting else last + MINUTE, "minutes": run_minutes((first, last)),
                 "watchdog": None}
+        item["schedule"] = outage_schedule(timelines, first, item["end"])
         if silence and silence[0] <= last + MINUTE and (silence[1] is None or silence[1] >= first):
             item["watchdog"] = silence
         outages.append(item)
@@ -261,7 +319,73 @@ def summarise(data):
             "state": state, "since": since, "last_reading": newest_ts, "last_word": last_word,
             "silent_after": data["silent_after"], "room": room, "timelines": timelines, "days": days,
             "outages": outages, "env": [(m, v) for m, v in env if m >= env_start], "env_start": env_start,
-            "runs": runs, "silence": silence, "pin": data["pin"]}
+            "runs": runs, "silence": silence, "pin": data["pin"],
+            "schedule_now": schedule_now(timelines[-1]["windows"], live, now)}
+
+
+def day_windows(live, item, start, end, today):
+    """The schedule's windows overlapping a day [start, end), or None when they are unknown.
+
+    A past day: those stored with its days item (what was known when it was computed), else the
+    live schedule's if it has any then (a feed often drops past days: none there is no answer).
+    Today: the live schedule's when it has any, else the item's, else the live schedule's none."""
+    stored = (item or {}).get("windows")
+    found = None if live is None else [window for window in live if window[0] < end and window[1] > start]
+    if today:
+        chosen = found if found else stored if stored is not None else found
+    else:
+        chosen = stored if stored is not None else found or None
+    return None if chosen is None else _merged([window for window in chosen if window[0] < end and window[1] > start])
+
+
+def _merged(windows):
+    """Touching or overlapping windows of one kind as one (feeds publish an outage hour by hour)."""
+    out = []
+    for window in sorted(windows, key=lambda w: (w[2], w[0], w[1])):
+        if out and out[-1][2] == window[2] and window[0] <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], window[1]), window[2])
+        else:
+            out.append(window)
+    return sorted(out)
+
+
+def outage_schedule(timelines, start, end):
+    """{"window": (start, end, possible) or None} of an outage [start, end) (end None: still off),
+    or None when the schedule of its day is unknown. Its window is the one it overlaps most, a
+    definite one before a possible one (as schedule.match_outage)."""
+    day = next((t for t in timelines if t["start"] <= start < t["end"]), None)
+    if day is None or day["windows"] is None:
+        return None
+    known = {window for t in timelines if t["windows"] for window in t["windows"]}
+    until = end if end is not None else start + MINUTE
+    best = None
+    for window in known:
+        overlap = min(until, window[1]) - max(start, window[0])
+        if overlap > dt.timedelta(0):
+            key = (window[2], -overlap, window[0])
+            best = min(best, (key, window)) if best else (key, window)
+    return {"window": best[1] if best else None}
+
+
+def schedule_now(today, live, now):
+    """{"current": window or None, "next": window or None} for now.json; None when no schedule is
+    known. A window is joined with those of its kind that touch it (hourly feeds)."""
+    windows = sorted(set((today or []) + (live or [])))
+    if today is None and live is None:
+        return None
+    current = [w for w in windows if w[0] <= now < w[1]]
+    current = _joined(min(current, key=lambda w: (w[2], w[0])), windows) if current else None
+    upcoming = [w for w in windows if w[0] > now and (current is None or w[0] >= current[1])]
+    return {"current": current, "next": _joined(upcoming[0], windows) if upcoming else None}
+
+
+def _joined(window, windows):
+    """`window` extended by the later windows of its kind that touch or overlap it (in start order)."""
+    start, end, possible = window
+    for other in windows:
+        if other[2] == possible and other[0] <= end and other[1] > end:
+            end = other[1]
+    return start, end, possible
 
 
 def _iso(ts, local):
@@ -281,9 +405,24 @@ def now_document(view):
                   "unknown": stats["unknown"], "outages": stats["outages"],
                   "longest_outage_minutes": stats["longest_outage_minutes"]},
         "days": [{**day, "date": day["date"].isoformat()} for day in view["days"]],
-        "outages": [{"start": _iso(o["start"], local), "end": _iso(o["end"], local), "minutes": o["minutes"]}
+        "outages": [{"start": _iso(o["start"], local), "end": _iso(o["end"], local), "minutes": o["minutes"],
+                     **_outage_schedule_fields(o.get("schedule"), local)}
                     for o in view["outages"]],
+        **({} if view.get("schedule_now") is None else {"schedule": {
+            name: _window_document(window, local) for name, window in view["schedule_now"].items()}}),
     }
+
+
+def _window_document(window, local):
+    return None if window is None else {"start": _iso(window[0], local), "end": _iso(window[1], local),
+                                        "possible": window[2]}
+
+
+def _outage_schedule_fields(schedule, local):
+    """An outage's `scheduled` (true, false) and `window` in now.json; nothing when unknown."""
+    if schedule is None:
+        return {}
+    return {"scheduled": schedule["window"] is not None, "window": _window_document(schedule["window"], local)}
 
 
 # --- writing the page (pure) -------------------------------------------------------------------
@@ -343,6 +482,10 @@ details{{margin:.5rem 0}}
 .line{{fill:none;stroke-width:2;vector-effect:non-scaling-stroke}}
 .shade{{fill:{OFF_COLOUR};opacity:.18}}
 .axis{{display:flex;justify-content:space-between;font-size:.7rem;color:#555}}
+.plan svg{{height:8px;margin-top:2px;background:#fff}}
+.win-definite{{fill:{PLAN_COLOUR}}} .win-possible{{fill:{POSSIBLE_COLOUR}}}
+.k-plan{{background:{PLAN_COLOUR}}} .k-possible{{background:{POSSIBLE_COLOUR};height:.45em;vertical-align:.1em}}
+.sched{{font-size:.85rem}}
 footer{{margin:2rem 0 1rem;font-size:.8rem;color:#555}}
 """
 
@@ -379,6 +522,12 @@ def _now_card(view):
         if "humidity_pct" in view["room"]:
             parts.append(f'{view["room"]["humidity_pct"]:.0f} % humidity')
         lines.append(f'<p id="room">Room: {esc(", ".join(parts))}</p>')
+    planned = view.get("schedule_now")
+    if planned and (planned["current"] or planned["next"]):
+        window, word = (planned["current"], "until") if planned["current"] else (planned["next"], "next")
+        kind = "possible outage" if window[2] else "scheduled outage"
+        text = f'{kind.capitalize()} now: {_span(window, local)}' if word == "until" else f'Next {kind}: {_span(window, local)}'
+        lines.append(f'<p id="schedule-now">{esc(text)}</p>')
     today = view["timelines"][-1]["stats"]
     lines.append(f'<p id="today">Today: ON {esc(duration(today["on"]))}, OFF {esc(duration(today["off"]))}, '
                  f'no reading {esc(duration(today["unknown"]))}; {today["outages"]} outage'
@@ -414,11 +563,51 @@ def _timeline(timeline, local):
         offset += 15
     summary = (f'ON {duration(stats["on"])}, OFF {duration(stats["off"])}, no reading {duration(stats["unknown"])}, '
                f'{stats["outages"]} outage{"" if stats["outages"] == 1 else "s"}')
+    plan, plan_text = _plan(timeline, local)
     return (f'<div class="timeline" data-date="{day.isoformat()}" data-minutes="{width}">'
             f'<h3>{esc(title)}</h3><div class="bar"><svg viewBox="0 0 {width} 1" preserveAspectRatio="none" '
-            f'role="img" aria-label="{esc(title + ": " + summary)}">{"".join(rects)}</svg></div>'
+            f'role="img" aria-label="{esc(title + ": " + summary)}">{"".join(rects)}</svg></div>{plan}'
             f'<div class="ticks" aria-hidden="true">{"".join(ticks)}</div>'
-            f'<p class="muted">{esc(summary)}</p></div>')
+            f'<p class="muted">{esc(summary)}{esc(plan_text)}</p></div>')
+
+
+def _span(window, local):
+    """'27 Oct 18:00–22:00' ('27 Oct 22:00–28 Oct 02:00' across midnight)."""
+    start, end = window[0].astimezone(local), window[1].astimezone(local)
+    return f"{clock(start, local)}–{clock(end, local, with_date=end.date() != start.date())}"
+
+
+def _window_text(window, local, reference_start, reference_end):
+    """'18:00–22:00' (the day's own hours), with dates where the window leaves the day."""
+    start, end, _possible = window
+    first = clock(start, local, with_date=start < reference_start)
+    last = clock(end, local, with_date=end > reference_end)
+    return f"{first}–{last}"
+
+
+def _plan(timeline, local):
+    """(the thin band of the day's scheduled windows under its timeline, its text), ('', '')
+    when the day's schedule is unknown. Definite windows fill the band, possible ones a thinner
+    stripe in its middle: told apart by shape as well as by shade, and in words."""
+    windows = timeline.get("windows")
+    if windows is None:
+        return "", ""
+    start, end = timeline["start"], timeline["end"]
+    width = (end - start) // MINUTE
+    rects, words = [], []
+    for window in sorted(windows, key=lambda w: (w[0], w[2])):
+        first, until = max(window[0], start), min(window[1], end)
+        x, w = (first - start) / MINUTE, (until - first) / MINUTE
+        kind = "possible" if window[2] else "definite"
+        text = f'{"possible outage" if window[2] else "scheduled outage"} {_window_text(window, local, start, end)}'
+        words.append(text)
+        y, height = (0.3, 0.4) if window[2] else (0, 1)
+        rects.append(f'<rect class="win win-{kind}" data-kind="{kind}" data-minutes="{w:.0f}" x="{x:.0f}" y="{y}" '
+                     f'width="{w:.0f}" height="{height}"><title>{esc(text)}</title></rect>')
+    label = ("Schedule: " + "; ".join(words)) if words else "Schedule: no outage planned"
+    band = (f'<div class="plan"><svg viewBox="0 0 {width} 1" preserveAspectRatio="none" role="img" '
+            f'aria-label="{esc(label)}">{"".join(rects)}</svg></div>')
+    return band, (". " + label if words else ". Schedule: none")
 
 
 def _day_text(day):
@@ -461,9 +650,18 @@ def _outages(view):
     for outage in view["outages"]:
         end = "still off" if outage["end"] is None else clock(outage["end"], local)
         note = ""
+        planned = outage.get("schedule")
+        if planned is not None:
+            window = planned["window"]
+            if window is None:
+                note += '<br><span class="sched" data-scheduled="no">not scheduled</span>'
+            else:
+                what = "in a possible outage" if window[2] else "scheduled"
+                kind = "possible" if window[2] else "yes"
+                note += f'<br><span class="sched" data-scheduled="{kind}">{esc(what)} {esc(_span(window, local))}</span>'
         if outage["watchdog"]:
             since, back = outage["watchdog"]
-            note = (f'<br><span class="muted">The watchdog: silent from {esc(clock(since, local))}'
+            note += (f'<br><span class="muted">The watchdog: silent from {esc(clock(since, local))}'
                     + (f' to {esc(clock(back, local))}' if back else ", still silent") + '</span>')
         rows.append(f'<tr class="outage"><td>{esc(clock(outage["start"], local))}{note}</td><td>{esc(end)}</td>'
                     f'<td class="n duration">{esc(duration(outage["minutes"]))}</td></tr>')
@@ -512,7 +710,11 @@ def render_html(view):
     device = esc(view["device"])
     timelines = "".join(_timeline(t, view["zone"]) for t in reversed(view["timelines"]))
     legend = ('<p class="legend"><span><i class="key k-on"></i>power ON</span><span><i class="key k-off"></i>power OFF'
-              '</span><span><i class="key k-none"></i>no reading (the Pi was down or silent)</span></p>')
+              '</span><span><i class="key k-none"></i>no reading (the Pi was down or silent)</span>'
+              + ('<span><i class="key k-plan"></i>scheduled outage (the band below)</span>'
+                 '<span><i class="key k-possible"></i>possible outage</span>'
+                 if any(t.get("windows") is not None for t in view["timelines"]) else "")
+              + '</p>')
     room = ""
     if view["env"]:
         room = ("<h2>The room, last 48 hours</h2>"

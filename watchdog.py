@@ -28,15 +28,18 @@ import json
 import logging
 import os
 import sys
+import threading
 import uuid
 
 import dynamo
 
 import untrusted
+import utils
 import watchdog_state
 from channels import HTTP_TIMEOUT_SECONDS, channel_id, channels_from_config
 from channels import KEYS as CHANNEL_KEYS
-from messages import back_text, duration_text, iso, minutes_between, parse_iso, silent_text, time_zone
+from messages import SCHEDULE_KEYS, back_text, duration_text, iso, minutes_between, outage_window, parse_iso
+from messages import schedule_windows, silent_text, time_zone
 from utils import (
     EXIT_OK,
     NOT_MAILED,
@@ -54,7 +57,8 @@ from watchdog_state import OUTBOX_DAYS, OUTBOX_LIMIT, SKEW_TELL
 
 log = logging.getLogger("watchdog")
 
-KEYS = ("watch", "silent_after", "table_prefix", "log_dir", "timezone", "secrets_parameter") + CHANNEL_KEYS
+KEYS = (("watch", "silent_after", "table_prefix", "log_dir", "timezone", "secrets_parameter") + CHANNEL_KEYS
+        + tuple(key for key in SCHEDULE_KEYS if key in utils.KEYS))  # the schedule's, where utils has them (issue 26)
 CLOCK_SKEW = dt.timedelta(minutes=2)  # a reading stamped later than this after "now" is no sign of life
 LOOK_BACK = dt.timedelta(hours=72)     # how far back the last reading before a silence is looked for
 LEASE = dt.timedelta(seconds=90)       # a delivering run's hold on an outbox (longer than a run)
@@ -254,10 +258,17 @@ class Readings:
         return readings
 
 
-def decide(state, readings, now, silent_after, zone=None):
+def silence_window(windows, silent_since, now):
+    """The planned window a silence falls in (messages.outage_window: the one its start falls
+    in, else one in force now), or None."""
+    return outage_window(windows, silent_since) or outage_window(windows, now, early=dt.timedelta(0))
+
+
+def decide(state, readings, now, silent_after, zone=None, schedule=None):
     """The next state of one device and what to announce: (new state or None, [announcements]).
 
     None means nothing changed (no write). `state` is the stored item (None at first).
+    `schedule`: () -> the schedule's windows or None, asked only when a silence or its power outage is told.
     """
     device = readings.device
     phase = state.get("phase", "watching") if state else "watching"
@@ -293,10 +304,15 @@ def decide(state, readings, now, silent_after, zone=None):
                         "has sent one and then goes silent", device, LOOK_BACK.total_seconds() // 3600)
             new.update(phase="unseen")
             return new, []
-        text = silent_text(device, newest - skew, now, zone)
+        windows = schedule() if schedule is not None else None
+        window = silence_window(windows, newest - skew, now) if windows is not None else None
+        text = silent_text(device, newest - skew, now, zone, window)
         new.update(phase="silent", silent_since=iso(newest), silent_announced=True, last_word=iso(newest),
                    resumed_at=None, back_ts=None, seen_ts=None, seen_at=None)
-        return new, [announcement(device, "silent", newest, now, text)]
+        message = announcement(device, "silent", newest, now, text)
+        if windows is not None:
+            message["schedule"] = window  # the webhook's structured copy; None: not in the schedule
+        return new, [message]
     silent_since = parse_iso(state["silent_since"])
     if phase == "silent":
         fresh = readings.fresh()
@@ -312,9 +328,15 @@ def decide(state, readings, now, silent_after, zone=None):
     verdict = judge(readings.pins(silent_since, back_ts), silent_since, back_ts, silent_after)
     if not verdict["complete"] and now < resumed_at + silent_after:
         return (new, []) if phase == "silent" else (None, [])  # the backlog may still be on its way
-    text = back_text(device, corrected(verdict, skew), zone, now)
+    told = corrected(verdict, skew)
+    windows = schedule() if schedule is not None and told["cause"] == "power" else None
+    planned = None if windows is None else {"window": outage_window(windows, told["off_from"])}
+    text = back_text(device, told, zone, now, planned)
     new.update(phase="watching", back_ts=iso(verdict["back_ts"]))  # where the silence ended, as told
-    return new, [announcement(device, "back", silent_since, verdict["back_ts"], text, verdict)]
+    message = announcement(device, "back", silent_since, verdict["back_ts"], text, verdict)
+    if planned is not None:
+        message["schedule"] = planned["window"]  # the power outage's window; None: not in the schedule
+    return new, [message]
 
 
 def bound_outbox(state, outbox, now):
@@ -347,6 +369,18 @@ class Run:
         self.silent_after = dt.timedelta(minutes=config["silent_after"])
         self.now = now
         self.owner = uuid.uuid4().hex
+        self.config = config
+        self._windows = None
+        self._windows_lock = threading.Lock()
+
+    def schedule(self):
+        """The schedule's windows around now (fetched first when stale: the watchdog's internet
+        is up), read once a run and only when a silence is announced; None without a schedule."""
+        with self._windows_lock:
+            if self._windows is None:
+                self._windows = (schedule_windows(self.config, self.now - LOOK_BACK, self.now + dt.timedelta(days=1),
+                                                  fetch=True, now=self.now),)
+            return self._windows[0]
 
     def leased_by_another(self, state):
         until = state.get("lease_until")
@@ -367,7 +401,7 @@ class Run:
             if state and self.leased_by_another(state):
                 log.info("%s: another run is delivering its announcements", device)
                 return "busy"
-            new, announced = decide(state, readings, self.now, self.silent_after, self.zone)
+            new, announced = decide(state, readings, self.now, self.silent_after, self.zone, self.schedule)
             if new is None and readings.sensors() and (state or {}).get("sensors") != readings.sensors():
                 new = dict(state or {"device": device, "phase": "watching", "outbox": []})
             if new is not None:

@@ -234,6 +234,142 @@ def test_page_id_config_errors_name_no_secret():
     assert "short-secret" not in str(error.value)
 
 
+# --- the outage schedule under the timelines (fast: a view made from data, no DynamoDB) ---------
+
+SCHEDULED = (local(2025, 10, 26, 18, 0), local(2025, 10, 26, 22, 0), False)   # stored with the 26th's item
+POSSIBLE_NOW = (local(2025, 10, 27, 10, 0), local(2025, 10, 27, 12, 30), True)  # the live feed, today
+LATER = [(local(2025, 10, 27, h, 0), local(2025, 10, 27, h + 1, 0), False) for h in (14, 15, 16, 17)]  # hour by hour
+SCHEDULE_OUTAGES = [(local(2025, 10, 26, 18, 5), local(2025, 10, 26, 21, 40)),   # scheduled
+                    (local(2025, 10, 27, 8, 0), local(2025, 10, 27, 8, 45)),     # not
+                    (local(2025, 10, 27, 10, 30), local(2025, 10, 27, 11, 0))]   # in the possible window
+
+
+def schedule_data(live=None, stored=(SCHEDULED,)):
+    """Two days of pin readings (26 and 27 Oct) with three outages, as `gather` returns them."""
+    minutes, minute = [], local(2025, 10, 26, 0, 0)
+    while minute <= NOW:
+        value = 0 if any(start <= minute < end for start, end in SCHEDULE_OUTAGES) else 1
+        minutes.append((minute, value, minute + dt.timedelta(seconds=3)))
+        minute += dt.timedelta(minutes=1)
+    days = [] if stored is None else [{"date": dt.date(2025, 10, 26), "on": 1285, "off": 215, "unknown": 0,
+                                       "outages": 1, "longest_outage_minutes": 215, "expected": 1500,
+                                       "windows": list(stored)}]
+    return {"device": DEVICE, "timezone": KYIV, "now": NOW, "silent_after": 5, "sensors": ["4"], "pin": "4",
+            "pin_minutes": minutes, "days": days, "env_minutes": [], "watchdog": None, "windows": live}
+
+
+def test_schedule_is_drawn_under_the_timelines_and_told_beside_each_outage():
+    page, document = status_page.build(schedule_data(live=[POSSIBLE_NOW] + LATER))
+    # a band under each day whose schedule is known: definite windows fill it, possible ones are thinner
+    bands = re.findall(r'<div class="timeline" data-date="([\d-]+)".*?(?:<div class="plan">(.*?)</div>|<div class="ticks")', page)
+    known = {date: band for date, band in bands if band}
+    assert set(known) == {"2025-10-26", "2025-10-27"}  # the other days: no item, nothing in the feed
+    assert re.findall(r'data-kind="(\w+)" data-minutes="(\d+)"', known["2025-10-26"]) == [("definite", "240")]
+    assert re.findall(r'data-kind="(\w+)" data-minutes="(\d+)"', known["2025-10-27"]) == [
+        ("possible", "150"), ("definite", "240")]  # the hourly events joined
+    assert 'aria-label="Schedule: scheduled outage 18:00–22:00"' in known["2025-10-26"]
+    assert 'y="0.3" width="150" height="0.4"' in known["2025-10-27"]  # not by shade alone
+    assert "Schedule: possible outage 10:00–12:30; scheduled outage 14:00–18:00</p>" in page
+    assert "scheduled outage (the band below)" in page  # the legend, only with a schedule
+    notes = re.findall(r'<span class="sched" data-scheduled="(\w+)">([^<]*)</span>', page)
+    assert notes == [("possible", "in a possible outage 27 Oct 10:00–12:30"), ("no", "not scheduled"),
+                     ("yes", "scheduled 26 Oct 18:00–22:00")]
+    assert '<p id="schedule-now">Possible outage now: 27 Oct 10:00–12:30</p>' in page
+    # now.json: the window now and the next one (the hourly events joined), each outage's
+    assert document["schedule"] == {
+        "current": {"start": "2025-10-27T10:00:00+02:00", "end": "2025-10-27T12:30:00+02:00", "possible": True},
+        "next": {"start": "2025-10-27T14:00:00+02:00", "end": "2025-10-27T18:00:00+02:00", "possible": False}}
+    assert [(o["start"], o["scheduled"], o["window"]) for o in document["outages"]] == [
+        ("2025-10-27T10:30:00+02:00", True, document["schedule"]["current"]),
+        ("2025-10-27T08:00:00+02:00", False, None),
+        ("2025-10-26T18:05:00+02:00", True,
+         {"start": "2025-10-26T18:00:00+02:00", "end": "2025-10-26T22:00:00+02:00", "possible": False})]
+
+
+def test_without_a_schedule_the_page_and_now_json_are_unchanged():
+    page, document = status_page.build(schedule_data(live=None, stored=None))
+    assert 'class="plan"' not in page and 'class="sched"' not in page and "schedule-now" not in page
+    assert "scheduled outage" not in page
+    assert "schedule" not in document and all(set(o) == {"start", "end", "minutes"} for o in document["outages"])
+
+
+def test_next_window_when_none_is_in_force():
+    data = schedule_data(live=LATER, stored=None)
+    page, document = status_page.build(data)
+    assert document["schedule"]["current"] is None and document["schedule"]["next"]["start"] == "2025-10-27T14:00:00+02:00"
+    assert '<p id="schedule-now">Next scheduled outage: 27 Oct 14:00–18:00</p>' in page
+    # the 26th has no stored windows and the feed none then: unknown, so no "not scheduled" claim
+    assert [o.get("scheduled") for o in document["outages"]] == [False, False, None]
+
+
+@pytest.mark.parametrize("schedule, possible, kept", [
+    ([["2025-10-26T18:00:00+02:00", "2025-10-26T22:00:00+02:00"]], None, 1),
+    ([["2025-10-26T18:00:00+02:00", "2025-10-26T22:00:00+02:00"]], [["2025-10-26T08:00:00+00:00", "2025-10-26T09:00:00+00:00"]], 2),
+    ([["2025-10-26T18:00:00", "2025-10-26T22:00:00"]], None, 0),              # no offset
+    ([["2025-10-26T22:00:00+02:00", "2025-10-26T18:00:00+02:00"]], None, 0),  # ends before it starts
+    ([["2025-10-01T00:00:00+02:00", "2025-10-26T00:00:00+02:00"]], None, 0),  # weeks long
+    ([["<script>", "x"], ["2025-10-26T18:00:00+02:00"], 7, None], None, 0),
+    ("18:00-22:00", None, None),                                              # not a list: none known
+    ([["2025-10-26T18:00:00+02:00", "2025-10-26T22:00:00+02:00"]], "x", None),
+])
+def test_stored_windows_are_untrusted(schedule, possible, kept, caplog):
+    item = {"pk": "device#kyiv_rpi#sensor#4#month#2025-10", "sk": "day#2025-10-26", "schedule": schedule}
+    if possible is not None:
+        item["schedule_possible"] = possible
+    with caplog.at_level("WARNING"):
+        windows = status_page.stored_windows(item)
+    assert (None if windows is None else len(windows)) == kept
+    if kept != len(schedule if isinstance(schedule, list) else []) + len(possible if isinstance(possible, list) else []):
+        assert "day#2025-10-26" in caplog.text  # each skip says which item
+    assert status_page.stored_windows({"pk": "p", "sk": "s"}) is None  # computed without a schedule
+
+
+def test_hostile_stored_windows_never_break_the_page():
+    """Whatever a Pi wrote as `schedule`, the page is made: stored_windows gives valid windows or None."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    times = st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                         timezones=st.sampled_from([dt.timezone.utc, dt.timezone(dt.timedelta(hours=14))])).map(
+                             lambda t: t.isoformat())
+    value = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=30) | times,
+                         lambda inner: st.lists(inner, max_size=4), max_leaves=12)
+    pairs = st.lists(st.lists(times | st.text(max_size=40), min_size=2, max_size=2) | value, max_size=6)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(pairs | value, pairs | value)
+    def hostile(schedule, possible):
+        item = {"pk": "device#kyiv_rpi#sensor#4#month#2025-10", "sk": "day#2025-10-26", "schedule": schedule,
+                "schedule_possible": possible}
+        windows = status_page.stored_windows(item)
+        assert windows is None or all(
+            start.tzinfo is not None and dt.timedelta(0) < end - start <= status_page.MAX_WINDOW and kind in (False, True)
+            for start, end, kind in windows)
+        data = schedule_data(live=None, stored=windows or [])
+        page, document = status_page.build(data)
+        assert page.startswith("<!doctype html>") and json.dumps(document)
+
+    hostile()
+
+
+def test_a_broken_schedule_never_costs_the_page(monkeypatch, caplog):
+    import schedule
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("feed cache corrupt")
+
+    monkeypatch.setattr(schedule, "windows", broken, raising=False)
+    with caplog.at_level("WARNING"):
+        assert status_page.live_windows({"schedule_ics": ["feed.ics"]}, NOW, NOW, NOW) is None
+    assert "feed cache corrupt" in caplog.text
+    assert status_page.live_windows({"schedule_ics": None}, NOW, NOW, NOW) is None
+    calls = []
+    monkeypatch.setattr(schedule, "windows", lambda config, start, end, *, fetch=False, now=None: calls.append(fetch) or [
+        schedule.Window(POSSIBLE_NOW[0], POSSIBLE_NOW[1], True, "Можливе відключення")], raising=False)
+    assert status_page.live_windows({"schedule_ics": ["feed.ics"]}, NOW, NOW, NOW) == [POSSIBLE_NOW]
+    assert calls == [True]
+
+
 # --- in a real browser ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -345,3 +481,23 @@ def test_silent_page_on_a_phone(browser, week, tmp_path):
     assert browser.find_element(By.ID, "since").text.startswith("silent since 27 Oct 12:00 (39 min)")
     assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     screenshot(browser, "phone-360-silent.png")
+
+
+def test_schedule_band_on_a_phone(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    page = status_page.write_page(tmp_path, *status_page.build(schedule_data(live=[POSSIBLE_NOW] + LATER)))
+    open_at(browser, page.as_uri(), 360)
+    today = browser.find_element(By.CSS_SELECTOR, '.timeline[data-date="2025-10-27"]')
+    bar = today.find_element(By.CSS_SELECTOR, ".bar svg").rect
+    definite = today.find_element(By.CSS_SELECTOR, "rect.win-definite").rect
+    possible = today.find_element(By.CSS_SELECTOR, "rect.win-possible").rect
+    # under the day's timeline, across its hours 14:00-18:00; the possible window drawn thinner
+    assert definite["y"] >= bar["y"] + bar["height"]
+    assert definite["width"] == pytest.approx(bar["width"] / 6, abs=2)
+    assert 0 < possible["height"] < definite["height"]
+    assert browser.find_element(By.ID, "schedule-now").text == "Possible outage now: 27 Oct 10:00–12:30"
+    assert [span.text for span in browser.find_elements(By.CSS_SELECTOR, "#outages .sched")] == [
+        "in a possible outage 27 Oct 10:00–12:30", "not scheduled", "scheduled 26 Oct 18:00–22:00"]
+    assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    screenshot(browser, "phone-360-schedule.png")
