@@ -37,7 +37,6 @@ import uuid
 from pathlib import Path
 
 import filebuffer
-import utils
 from messages import SCHEDULE_KEYS, clock_text, iso, message_text, parse_iso, schedule_fields, schedule_windows, time_zone
 from utils import CHANNEL_KEYS, EXIT_OK, NOT_MAILED, ArgumentParser, ConfigError, add_config_flags
 from utils import channels_configured, check_channel_config, load_config, run_cli, utc_now
@@ -45,7 +44,7 @@ from utils import channels_configured, check_channel_config, load_config, run_cl
 log = logging.getLogger("notify")
 
 # the schedule's keys where utils knows them (issue 26 adds them there)
-KEYS = ("notify_after",) + CHANNEL_KEYS + ("timezone",) + tuple(key for key in SCHEDULE_KEYS if key in utils.KEYS)
+KEYS = ("notify_after",) + CHANNEL_KEYS + ("timezone",) + SCHEDULE_KEYS
 FORMAT_VERSION = 1
 NOTIFY_DIR = "notify"
 SUFFIX = ".json"

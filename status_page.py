@@ -33,7 +33,7 @@ from aggregation import (
     pin_stats,
     run_minutes,
 )
-import utils
+from messages import SCHEDULE_KEYS
 from utils import (
     EXIT_OK,
     ArgumentParser,
@@ -50,7 +50,7 @@ from utils import (
 log = logging.getLogger("status_page")
 
 KEYS = (("device", "table_prefix", "timezone", "silent_after", "status_page_id", "status_pages")
-        + tuple(key for key in ("schedule_ics", "schedule_possible", "schedule_cache") if key in utils.KEYS))
+        + SCHEDULE_KEYS)
 TIMELINE_DAYS = 7
 BAR_DAYS = 90
 OUTAGE_ROWS = 30

@@ -34,7 +34,6 @@ import uuid
 import dynamo
 
 import untrusted
-import utils
 import watchdog_state
 from channels import HTTP_TIMEOUT_SECONDS, channel_id, channels_from_config
 from channels import KEYS as CHANNEL_KEYS
@@ -58,7 +57,7 @@ from watchdog_state import OUTBOX_DAYS, OUTBOX_LIMIT, SKEW_TELL
 log = logging.getLogger("watchdog")
 
 KEYS = (("watch", "silent_after", "table_prefix", "log_dir", "timezone", "secrets_parameter") + CHANNEL_KEYS
-        + tuple(key for key in SCHEDULE_KEYS if key in utils.KEYS))  # the schedule's, where utils has them (issue 26)
+        + SCHEDULE_KEYS)
 CLOCK_SKEW = dt.timedelta(minutes=2)  # a reading stamped later than this after "now" is no sign of life
 LOOK_BACK = dt.timedelta(hours=72)     # how far back the last reading before a silence is looked for
 LEASE = dt.timedelta(seconds=90)       # a delivering run's hold on an outbox (longer than a run)
