@@ -113,11 +113,15 @@ def schedule_windows(config, start, end, fetch=False, now=None):
     try:
         import schedule  # only when a message is composed: never on a quiet minute
 
-        return list(schedule.windows(config, start, end, fetch=fetch, now=now))
+        found = schedule.known_windows(config, start, end, fetch=fetch, now=now)
     except Exception as error:
         log.warning("the outage schedule can't be read (%s: %s): the message says nothing of it",
                     type(error).__name__, error)
         return None
+    if found is None:
+        log.warning("the outage schedule has no readable copy yet: the message says nothing of it")
+        return None
+    return list(found)
 
 
 def outage_window(windows, at, early=SCHEDULE_EARLY):

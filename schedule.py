@@ -631,11 +631,18 @@ def windows(config, start, end, *, fetch=False, now=None):
     """The windows (merged, see `merged`) overlapping [start, end) of every `schedule_ics`
     source's kept copy; [] without a schedule. `fetch`: refresh() first. Never raises for a
     bad feed."""
+    return known_windows(config, start, end, fetch=fetch, now=now) or []
+
+
+def known_windows(config, start, end, *, fetch=False, now=None):
+    """As `windows`, but None when some source has no good copy or its copy can't be read: a
+    message must not say "not in the schedule" of a schedule it hasn't seen."""
     if not configured(config):
         return []
     if fetch:
         refresh(config, now)
-    return Snapshot(config).windows(start, end) or []
+    snapshot = Snapshot(config)
+    return snapshot.windows(start, end) if snapshot.complete else None
 
 
 # --- CLI ------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ EVENING = window(local(2026, 12, 5, 18, 0), local(2026, 12, 5, 22, 0))
 
 
 class FakeSchedule:
-    """schedule.windows: the given windows overlapping [start, end); every call recorded."""
+    """schedule.known_windows: the given windows overlapping [start, end); every call recorded."""
 
     def __init__(self, windows=(), error=None):
         self.windows, self.error, self.calls = list(windows), error, []
@@ -55,7 +55,7 @@ class FakeSchedule:
 def fake_schedule(monkeypatch):
     def install(windows=(), error=None):
         fake = FakeSchedule(windows, error)
-        monkeypatch.setattr(schedule, "windows", fake, raising=False)
+        monkeypatch.setattr(schedule, "known_windows", fake)
         return fake
     return install
 
@@ -139,6 +139,17 @@ def test_a_broken_schedule_never_costs_the_message(cfg, webhook, fake_schedule, 
     (off,) = delivered(webhook)
     assert off["text"] == f"Power OFF at 18:02 EET ({WHERE})" and "schedule" not in off
     assert "cache unreadable" in caplog.text
+
+
+def test_a_schedule_never_fetched_says_nothing_rather_than_not_in_the_schedule(cfg, webhook, tmp_path, caplog):
+    """The real schedule module with an empty cache (a Pi restarted while its internet is down):
+    no copy of the feed is not 'no window'."""
+    cfg = {**cfg, "schedule_ics": ["https://example.invalid/group-3.1.ics"], "schedule_cache": str(tmp_path / "cache")}
+    with caplog.at_level(logging.WARNING):
+        run_minutes(cfg, [(local(2026, 12, 5, 18, 1), 1), (OFF_AT, 0)])
+    (off,) = delivered(webhook)
+    assert off["text"] == f"Power OFF at 18:02 EET ({WHERE})" and "schedule" not in off
+    assert "no readable copy" in caplog.text
 
 
 def test_the_window_is_kept_from_queueing_to_every_retry(cfg, webhook, fake_schedule):
