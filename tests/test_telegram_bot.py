@@ -25,7 +25,7 @@ import status_page
 import telegram_bot
 import utils
 from filebuffer import Reading
-from tests.conftest import FAKE_CREDENTIALS, run_script
+from tests.conftest import FAKE_CREDENTIALS, PROJECT_DIR, run_script
 from tests.fakebot import BOT_USERNAME, FakeBotApi
 
 KYIV = "Europe/Kyiv"
@@ -462,3 +462,31 @@ def test_poll_answers_each_update_once(server_env, server_client, fake_api, tmp_
     offsets = [body["offset"] for method, body in fake_api.calls if method == "getUpdates"]
     assert offsets == [0, 504, 504, 505]
     assert "refused" in first.stderr and "refused" not in second.stderr  # each stranger logged once
+
+
+# --- the template ---------------------------------------------------------------------------------
+
+def test_the_template_serves_the_bot_read_only_with_its_secrets_from_ssm():
+    import policy
+    from cfnlint.decode import cfn_yaml
+
+    from tests.test_infra import TEMPLATE, resolve
+
+    template = cfn_yaml.load(str(TEMPLATE))
+    resources = template["Resources"]
+    function = resources["TelegramBotFunction"]["Properties"]
+    assert function["Handler"] == "telegram_bot.handler"
+    variables = function["Environment"]["Variables"]
+    assert not {"BLACKOUT_TELEGRAM_TOKEN", "BLACKOUT_TELEGRAM_CHAT_ID", "BLACKOUT_TELEGRAM_WEBHOOK_SECRET"} & set(variables)
+    assert variables["BLACKOUT_SECRETS_PARAMETER"] == {"Ref": "SecretsParameterName"}
+    assert set(variables) - {"BLACKOUT_STATUS_PAGES", "BLACKOUT_STATUS_PAGE_URL"} <= {f"BLACKOUT_{k.upper()}" for k in telegram_bot.KEYS}
+    (role_policy,) = resources["TelegramBotRole"]["Properties"]["Policies"]
+    statements = {s["Sid"]: s for s in role_policy["PolicyDocument"]["Statement"]}
+    expected = {s["Sid"]: s for s in policy.status_page_policy_document({"table_prefix": "home"})["Statement"]}
+    for sid, statement in expected.items():
+        assert resolve(statements[sid], template) == statement
+    assert set(statements) - set(expected) == {"Secrets", "Logs"}
+    assert statements["Secrets"]["Action"] == ["ssm:GetParameter"]
+    assert resources["TelegramBotUrl"]["Properties"]["AuthType"] == "NONE"  # the secret token is the key
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    assert "telegram_bot.py" in next(line for line in makefile.splitlines() if line.startswith("LAMBDA_MODULES :="))
