@@ -310,7 +310,8 @@ def draw_week(view):
         axis.bar(labels, hours, bottom=bottom, color=colour, label=label)
         bottom = [b + h for b, h in zip(bottom, hours)]
     for index, day in enumerate(days):
-        axis.text(index, bottom[index] + 0.3, f'{day["outages"]} out', ha="center", fontsize=8)
+        axis.text(index, bottom[index] + 0.3, f'{day["outages"]} outage{"" if day["outages"] == 1 else "s"}',
+                  ha="center", fontsize=8)
     axis.set_ylabel("hours")
     axis.set_ylim(0, 27)
     axis.legend(ncol=3, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
