@@ -25,12 +25,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
-# The AWS Lambda deployment package of the watchdog and the status page (status_page.handler): its modules, the zone database (tzdata, so
-# messages are in the user's zone whatever the runtime has), Apprise and the iCalendar parsers
-# (schedule.py, pure Python) with what they need, at
+# The AWS Lambda deployment package of the watchdog, the status page (status_page.handler) and the
+# Telegram bot (telegram_bot.handler; its pictures fall back to text: no matplotlib in it): its
+# modules, the zone database (tzdata, so messages are in the user's zone whatever the runtime
+# has), Apprise and the iCalendar parsers (schedule.py, pure Python) with what they need, at
 # the versions pinned in requirements.txt, as wheels for the function's runtime (Python 3.12,
 # arm64); boto3 comes with the runtime. Built with the venv's Python (a fresh clone makes it).
-LAMBDA_MODULES := watchdog.py watchdog_state.py untrusted.py dynamo.py channels.py messages.py utils.py filebuffer.py apprise_channel.py status_page.py aggregation.py schedule.py
+LAMBDA_MODULES := watchdog.py watchdog_state.py untrusted.py dynamo.py channels.py messages.py utils.py filebuffer.py apprise_channel.py status_page.py aggregation.py schedule.py telegram_bot.py
 LAMBDA_ZIP := build/watchdog-lambda.zip
 LAMBDA_PLATFORM := --platform manylinux2014_aarch64 --python-version 3.12 --implementation cp --only-binary=:all:
 

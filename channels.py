@@ -11,7 +11,7 @@ import dataclasses
 import json
 
 from messages import subject_text, webhook_document
-from utils import CHANNEL_KEYS, check_channel_config
+from utils import CHANNEL_KEYS, check_channel_config, telegram_chats
 
 KEYS = CHANNEL_KEYS  # the channels' configuration keys live in utils (a quiet minute needs no channels.py)
 HTTP_TIMEOUT_SECONDS = 5.0     # one request (connect + answer)
@@ -239,8 +239,9 @@ def channels_from_config(config):
     channels = []
     check_channel_config(config)
     token, chat = config.get("telegram_token"), config.get("telegram_chat_id")
-    if token:
-        channels.append(Telegram(token, chat, config.get("telegram_api_url") or "https://api.telegram.org"))
+    if token:  # each listed chat is a channel of its own: each hears every message
+        channels += [Telegram(token, one, config.get("telegram_api_url") or "https://api.telegram.org")
+                     for one in telegram_chats(chat)]
     if config.get("webhook_url"):
         channels.append(Webhook(config["webhook_url"]))
     if config.get("sns_topic_arn"):

@@ -166,12 +166,13 @@ def live_windows(config, start, end, now):
         return None
 
 
-def gather(client, config, now):
+def gather(client, config, now, timeline_days=TIMELINE_DAYS, bar_days=BAR_DAYS, env_hours=ENV_HOURS):
     """Everything the page shows, read from DynamoDB: a plain dict for `summarise`.
 
     Requests: the registry (1), the watchdog's state (1), the days items of the months the 90
     days touch (4), one Query per hour of the 7 days' pin minutes (169) and of the 48 hours'
-    BME280 minutes (49). Nothing else: no Scan, no other device's key.
+    BME280 minutes (49). Nothing else: no Scan, no other device's key. The Telegram bot asks
+    for less (fewer days of minutes, fewer or no days items, less of the room) to pay less.
     """
     import dynamo
     from watchdog_state import load_watchdog_state
@@ -182,16 +183,16 @@ def gather(client, config, now):
     pins = [sensor for sensor in sensors if is_pin(sensor)]
     pin = pins[0] if pins else None
     today = now.astimezone(local).date()
-    timeline_start, _ = day_window(today - DAY * (TIMELINE_DAYS - 1), local)
+    timeline_start, _ = day_window(today - DAY * (timeline_days - 1), local)
     pin_minutes, days = [], []
     if pin is not None:
         for item in dynamo.minute_range(client, tables["minutes"], device, pin, timeline_start, now):
             found = _valid_pin_minute(item)
             if found is not None:
                 pin_minutes.append(found)
-        first_day, month = today - DAY * (BAR_DAYS - 1), today.replace(day=1)
+        first_day, month = today - DAY * (bar_days - 1), today.replace(day=1)
         months = []
-        while month >= first_day.replace(day=1):
+        while bar_days and month >= first_day.replace(day=1):
             months.append(month)
             month = (month - DAY).replace(day=1)
         for month in reversed(months):
@@ -202,16 +203,17 @@ def gather(client, config, now):
                 if found is not None:
                     days.append(found)
     env_minutes = []
-    if "bme280" in sensors:
+    if "bme280" in sensors and env_hours:
         for item in dynamo.minute_range(client, tables["minutes"], device, "bme280",
-                                        now - dt.timedelta(hours=ENV_HOURS), now):
+                                        now - dt.timedelta(hours=env_hours), now):
             found = _valid_env_minute(item)
             if found is not None:
                 env_minutes.append(found)
     watchdog = load_watchdog_state(client, tables["minutes"], device)
     return {"device": device, "timezone": local.key, "now": now, "silent_after": config["silent_after"],
             "sensors": sensors, "pin": pin, "pin_minutes": pin_minutes, "days": days, "env_minutes": env_minutes,
-            "watchdog": watchdog, "windows": live_windows(config, timeline_start, now + SCHEDULE_AHEAD, now)}
+            "watchdog": watchdog, "windows": live_windows(config, timeline_start, now + SCHEDULE_AHEAD, now),
+            "timeline_days": timeline_days, "bar_days": bar_days, "env_hours": env_hours}
 
 
 # --- computing (pure) ------------------------------------------------------------------------
@@ -272,7 +274,7 @@ def summarise(data):
     today = now.astimezone(local).date()
     stored = {item["date"]: item for item in data["days"]}
     live = data.get("windows")
-    for back in range(TIMELINE_DAYS - 1, -1, -1):
+    for back in range(data.get("timeline_days", TIMELINE_DAYS) - 1, -1, -1):
         day = today - DAY * back
         start, end = day_window(day, local)
         inside = [(m, v) for m, v in readings if start <= m < end]
@@ -285,7 +287,7 @@ def summarise(data):
 
     fresh = {t["date"]: t["stats"] for t in timelines}
     days = []
-    for back in range(BAR_DAYS - 1, -1, -1):
+    for back in range(data.get("bar_days", BAR_DAYS) - 1, -1, -1):
         day = today - DAY * back
         stats = fresh.get(day) or stored.get(day)
         if stats is None:  # no item: no reading that day (or not aggregated yet)
@@ -314,7 +316,7 @@ def summarise(data):
     room = None
     if env:
         room = env[-1][1]
-    env_start = now - dt.timedelta(hours=ENV_HOURS)
+    env_start = now - dt.timedelta(hours=data.get("env_hours", ENV_HOURS))
     return {"device": data["device"], "timezone": data["timezone"], "zone": local, "as_of": now,
             "state": state, "since": since, "last_reading": newest_ts, "last_word": last_word,
             "silent_after": data["silent_after"], "room": room, "timelines": timelines, "days": days,
@@ -499,44 +501,54 @@ if(location.protocol!=="file:")setInterval(tick,{REFRESH_SECONDS * 1000});}})();
 """
 
 
-def _now_card(view):
+def now_lines(view):
+    """The now card as [(element id, css class, text)]: the page's card and the Telegram bot's
+    /status say the same words (one place for them)."""
     local, state = view["zone"], view["state"]
-    lines = [f'<p class="state" id="state">{esc(STATE_WORDS[state])}</p>']
+    lines = [("state", "state", STATE_WORDS[state])]
     since, now = view["since"], view["as_of"]
     if state in ("on", "off") and since is not None:
-        lines.append(f'<p id="since">since {esc(clock(since, local))} ({esc(duration((now - since) // MINUTE))})</p>')
+        lines.append(("since", None, f'since {clock(since, local)} ({duration((now - since) // MINUTE)})'))
     elif state == "silent":
         last = view["last_reading"]
         if last is not None:
-            lines.append(f'<p id="since">silent since {esc(clock(last, local))} '
-                         f'({esc(duration((now - last) // MINUTE))}): the power may be off, or only the internet</p>')
+            lines.append(("since", None, f'silent since {clock(last, local)} ({duration((now - last) // MINUTE)}): '
+                                         'the power may be off, or only the internet'))
         word = {"on": "power was ON", "off": "power was OFF"}.get(view["last_word"])
         if word:
-            lines.append(f'<p id="last-word">Last word from the Pi: {esc(word)} at {esc(clock(last, local))}</p>')
-        lines.append(f'<p class="muted">The watchdog calls a device silent after {esc(view["silent_after"])} '
-                     'minutes without a reading; the Pi tells what happened when it is back.</p>')
+            lines.append(("last-word", None, f'Last word from the Pi: {word} at {clock(last, local)}'))
+        lines.append((None, "muted", f'The watchdog calls a device silent after {view["silent_after"]} '
+                                     'minutes without a reading; the Pi tells what happened when it is back.'))
     if view["room"]:
         parts = []
         if "temperature_c" in view["room"]:
             parts.append(f'{view["room"]["temperature_c"]:.1f} °C')
         if "humidity_pct" in view["room"]:
             parts.append(f'{view["room"]["humidity_pct"]:.0f} % humidity')
-        lines.append(f'<p id="room">Room: {esc(", ".join(parts))}</p>')
+        lines.append(("room", None, f'Room: {", ".join(parts)}'))
     planned = view.get("schedule_now")
     if planned and (planned["current"] or planned["next"]):
         window, word = (planned["current"], "until") if planned["current"] else (planned["next"], "next")
         kind = "possible outage" if window[2] else "scheduled outage"
         text = f'{kind.capitalize()} now: {_span(window, local)}' if word == "until" else f'Next {kind}: {_span(window, local)}'
-        lines.append(f'<p id="schedule-now">{esc(text)}</p>')
+        lines.append(("schedule-now", None, text))
     today = view["timelines"][-1]["stats"]
-    lines.append(f'<p id="today">Today: ON {esc(duration(today["on"]))}, OFF {esc(duration(today["off"]))}, '
-                 f'no reading {esc(duration(today["unknown"]))}; {today["outages"]} outage'
-                 f'{"" if today["outages"] == 1 else "s"}'
-                 + (f', the longest {esc(duration(today["longest_outage_minutes"]))}' if today["longest_outage_minutes"] else "")
-                 + '</p>')
-    updated = f'Updated {clock(now, local, with_date=False)} ({view["as_of"].astimezone(local).tzname()})'
-    return (f'<section id="now" class="card {esc(state)}" aria-live="polite">{"".join(lines)}'
-            f'<p class="muted" id="as-of">{esc(updated)}</p></section>')
+    lines.append(("today", None, f'Today: ON {duration(today["on"])}, OFF {duration(today["off"])}, '
+                                 f'no reading {duration(today["unknown"])}; {today["outages"]} outage'
+                                 f'{"" if today["outages"] == 1 else "s"}'
+                                 + (f', the longest {duration(today["longest_outage_minutes"])}'
+                                    if today["longest_outage_minutes"] else "")))
+    lines.append(("as-of", "muted", f'Updated {clock(now, local, with_date=False)} ({view["as_of"].astimezone(local).tzname()})'))
+    return lines
+
+
+def _now_card(view):
+    paragraphs = []
+    for name, css, text in now_lines(view):
+        attributes = (f' class="{css}"' if css else "") + (f' id="{name}"' if name else "")
+        paragraphs.append(f"<p{attributes}>{esc(text)}</p>")
+    paragraphs = "".join(paragraphs)
+    return f'<section id="now" class="card {esc(view["state"])}" aria-live="polite">{paragraphs}</section>'
 
 
 SEGMENT_WORDS = {"on": "ON", "off": "OFF", "none": "no reading"}

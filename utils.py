@@ -173,7 +173,7 @@ def _telegram_token(key, value):
     return value.strip()
 
 
-def _telegram_chat_id(key, value):
+def _one_chat_id(key, value):
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     value = _text(key, value)
@@ -181,6 +181,39 @@ def _telegram_chat_id(key, value):
         raise ConfigError(f"{key} {shown(value)} is not a Telegram chat id: a number such as 123456789 "
                           "or -1001234567890, or @channelname")
     return value
+
+
+def _telegram_chat_id(key, value):
+    """One chat (a string, as before) or several: a TOML list, or ids separated by spaces (the
+    environment's form), then a tuple. `telegram_chats` reads either."""
+    if isinstance(value, str) and len(value.split()) > 1:
+        value = value.split()
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(f"{key} must name at least one chat")
+        chats = tuple(dict.fromkeys(_one_chat_id(key, chat) for chat in value))
+        return chats[0] if len(chats) == 1 else chats
+    return _one_chat_id(key, value)
+
+
+def telegram_chats(value):
+    """The chats of a telegram_chat_id value as a tuple of strings (none when unset)."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+TELEGRAM_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+
+
+def _telegram_webhook_secret(key, value):
+    """The webhook's secret_token: Telegram allows 1-256 of A-Z a-z 0-9 _ -; we ask for 16 at
+    least (guessable otherwise). Never shown, only its length."""
+    if not isinstance(value, str) or not TELEGRAM_SECRET_RE.fullmatch(value.strip()):
+        size = f"{len(value)} characters" if isinstance(value, str) else f"a {type(value).__name__}"
+        raise ConfigError(f"{key} must be 16-256 letters, digits, '_' or '-' (python -c \"import secrets; "
+                          f"print(secrets.token_urlsafe(32))\" makes one); the value given is {size}")
+    return value.strip()
 
 
 def _http_url(secret):
@@ -302,6 +335,10 @@ CHANNEL_KEYS = ("telegram_token", "telegram_chat_id", "telegram_api_url", "webho
                 "apprise_urls")
 
 
+# Keys a secrets parameter may hold: the channels' and the Telegram bot's webhook secret.
+SECRET_KEYS = CHANNEL_KEYS + ("telegram_webhook_secret",)
+
+
 def check_channel_config(config):
     """ConfigError when Telegram is only half configured (channels.channels_from_config asks
     this too); cheap, so a minute says it even when it has nothing to send."""
@@ -419,7 +456,8 @@ KEYS = {
                      "announce a power change once it held for this many readings (default 1)"),
     "telegram_token": (_telegram_token, None, "--telegram-token",
                        "Telegram bot token from @BotFather (better in config.toml: flags show in ps)"),
-    "telegram_chat_id": (_telegram_chat_id, None, "--telegram-chat-id", "Telegram chat to notify"),
+    "telegram_chat_id": (_telegram_chat_id, None, "--telegram-chat-id",
+                         "Telegram chat to notify (several: separated by spaces; each is notified and may ask the bot)"),
     "telegram_api_url": (_http_url(secret=False), "https://api.telegram.org", "--telegram-api-url",
                          "Telegram Bot API base URL (default https://api.telegram.org)"),
     "webhook_url": (_http_url(secret=True), None, "--webhook-url",
@@ -444,6 +482,9 @@ KEYS = {
     "schedule_possible": (_regex, SCHEDULE_POSSIBLE, None, None),
     # where fetched schedules are kept (default: buffer_dir/schedule; /tmp in a Lambda)
     "schedule_cache": (_path, None, None, None),
+    # the Telegram bot (telegram_bot.py): the webhook's secret token, and where the pages are served
+    "telegram_webhook_secret": (_telegram_webhook_secret, None, None, None),
+    "status_page_url": (_http_url(secret=False), None, None, None),
 }
 
 

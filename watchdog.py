@@ -42,6 +42,7 @@ from messages import schedule_windows, silent_text, time_zone
 from utils import (
     EXIT_OK,
     NOT_MAILED,
+    SECRET_KEYS,
     ArgumentParser,
     ConfigError,
     JobFailed,
@@ -528,9 +529,9 @@ def secret_environment(name):
         document = None
     if not isinstance(document, dict):
         raise SecretsUnavailable(f"secrets_parameter {name} is not a JSON object of configuration keys")
-    unknown = sorted(set(document) - set(CHANNEL_KEYS))
+    unknown = sorted(set(document) - set(SECRET_KEYS))
     if unknown:
-        raise SecretsUnavailable(f"secrets_parameter {name} holds {unknown[0]!r}: only {', '.join(CHANNEL_KEYS)}")
+        raise SecretsUnavailable(f"secrets_parameter {name} holds {unknown[0]!r}: only {', '.join(SECRET_KEYS)}")
     # a list (apprise_urls) becomes the environment's space-separated form
     return {f"BLACKOUT_{key.upper()}": " ".join(map(str, value)) if isinstance(value, list) else str(value)
             for key, value in document.items()}
