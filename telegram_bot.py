@@ -185,9 +185,15 @@ SPANS = {  # what each command reads (see gather): as little as it needs
 
 
 def status_text(view):
-    from status_page import now_lines
+    """The now card's lines. /status reads today's minutes only: a state that held all day says
+    so ("since before 00:00"), where the page, reading 7 days, finds the change."""
+    from status_page import MINUTE, clock, duration, now_lines
 
-    return "\n".join([f'{view["device"]}: {now_lines(view)[0][2]}'] + [text for _n, _c, text in now_lines(view)[1:]])
+    lines = [text for _name, _css, text in now_lines(view)]
+    start, local = view["timelines"][0]["start"], view["zone"]
+    if view["state"] in ("on", "off") and view["since"] is not None and view["since"] <= start:
+        lines[1] = f'since before {clock(start, local)} (more than {duration((view["as_of"] - start) // MINUTE)})'
+    return "\n".join([f'{view["device"]}: {lines[0]}'] + lines[1:])
 
 
 def _outage_line(outage, local):

@@ -179,6 +179,15 @@ def test_status_is_the_now_card_in_words(bot, fake_api):
                                  "Updated 12:00 (EET)"]
 
 
+def test_status_says_when_the_state_held_all_day(bot, fake_api):
+    later = local(2025, 10, 27, 8, 30)
+    bot.handle(private_message("/status"), later)
+    assert fake_api.sent()[-1][2].splitlines()[:2] == [f"{DEVICE}: Power OFF", "since 27 Oct 08:00 (30 min)"]
+    bot.handle(private_message("/status"), local(2025, 10, 26, 20, 0))  # the 26th is 25 h long: clocks back
+    assert fake_api.sent()[-1][2].splitlines()[:2] == [f"{DEVICE}: Power ON",
+                                                       "since before 26 Oct 00:00 (more than 21 h)"]
+
+
 def test_today_is_a_picture_with_the_totals(bot, fake_api):
     import matplotlib.image
 
