@@ -589,6 +589,18 @@ def _span(window, local):
     return f"{clock(start, local)}–{clock(end, local, with_date=end.date() != start.date())}"
 
 
+def outage_schedule_text(outage, local):
+    """'scheduled 27 Oct 18:00–22:00', 'in a possible outage …', 'not scheduled'; None when that
+    day's schedule is unknown (the page and the Telegram bot say the same)."""
+    planned = outage.get("schedule")
+    if planned is None:
+        return None
+    window = planned["window"]
+    if window is None:
+        return "not scheduled"
+    return f'{"in a possible outage" if window[2] else "scheduled"} {_span(window, local)}'
+
+
 def _window_text(window, local, reference_start, reference_end):
     """'18:00–22:00' (the day's own hours), with dates where the window leaves the day."""
     start, end, _possible = window
@@ -662,15 +674,11 @@ def _outages(view):
     for outage in view["outages"]:
         end = "still off" if outage["end"] is None else clock(outage["end"], local)
         note = ""
-        planned = outage.get("schedule")
+        planned = outage_schedule_text(outage, local)
         if planned is not None:
-            window = planned["window"]
-            if window is None:
-                note += '<br><span class="sched" data-scheduled="no">not scheduled</span>'
-            else:
-                what = "in a possible outage" if window[2] else "scheduled"
-                kind = "possible" if window[2] else "yes"
-                note += f'<br><span class="sched" data-scheduled="{kind}">{esc(what)} {esc(_span(window, local))}</span>'
+            window = outage["schedule"]["window"]
+            kind = "no" if window is None else "possible" if window[2] else "yes"
+            note += f'<br><span class="sched" data-scheduled="{kind}">{esc(planned)}</span>'
         if outage["watchdog"]:
             since, back = outage["watchdog"]
             note += (f'<br><span class="muted">The watchdog: silent from {esc(clock(since, local))}'

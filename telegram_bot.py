@@ -21,6 +21,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from messages import SCHEDULE_KEYS
 from utils import (
     EXIT_OK,
     PROJECT_DIR,
@@ -40,7 +41,7 @@ log = logging.getLogger("telegram_bot")
 
 KEYS = ("device", "watch", "table_prefix", "timezone", "silent_after", "log_dir", "secrets_parameter",
         "telegram_token", "telegram_chat_id", "telegram_api_url", "telegram_webhook_secret",
-        "status_pages", "status_page_id", "status_page_url")
+        "status_pages", "status_page_id", "status_page_url") + SCHEDULE_KEYS
 COMMANDS = {
     "status": "is the power on now",
     "today": "today's outages and totals, with the day as a picture",
@@ -197,11 +198,12 @@ def status_text(view):
 
 
 def _outage_line(outage, local):
-    from status_page import clock, duration
+    from status_page import clock, duration, outage_schedule_text
 
     end = "still off" if outage["end"] is None else clock(outage["end"], local, outage["end"].astimezone(local).date()
                                                           != outage["start"].astimezone(local).date())
-    return f'{clock(outage["start"], local)} – {end}: {duration(outage["minutes"])}'
+    planned = outage_schedule_text(outage, local)
+    return f'{clock(outage["start"], local)} – {end}: {duration(outage["minutes"])}' + (f" ({planned})" if planned else "")
 
 
 def today_text(view):
@@ -281,7 +283,7 @@ def _pyplot():
 
 def draw_today(view):
     """The day's timeline as a PNG: ON, OFF and no reading minute by minute on the local clock."""
-    from status_page import MINUTE, OFF_COLOUR, ON_COLOUR, UNKNOWN_COLOUR
+    from status_page import MINUTE, OFF_COLOUR, ON_COLOUR, PLAN_COLOUR, POSSIBLE_COLOUR, UNKNOWN_COLOUR
 
     plt = _pyplot()
     timeline, local = view["timelines"][-1], view["zone"]
@@ -290,6 +292,12 @@ def draw_today(view):
     figure, axis = plt.subplots(figsize=(8, 1.8), layout="constrained")
     for kind, first, until in timeline["segments"]:
         axis.broken_barh([((first - start) / MINUTE, (until - first) / MINUTE)], (0, 1), color=colours[kind])
+    windows = timeline.get("windows")
+    for first, until, possible in windows or ():
+        # the schedule's band under the timeline, as on the page: a possible outage thinner
+        first, until = max(first, start), min(until, end)
+        axis.broken_barh([((first - start) / MINUTE, (until - first) / MINUTE)],
+                         (-0.22, 0.1) if possible else (-0.3, 0.25), color=POSSIBLE_COLOUR if possible else PLAN_COLOUR)
     width = (end - start) // MINUTE
     ticks = [offset for offset in range(0, width + 1, 15)
              if (start + MINUTE * offset).astimezone(local).minute == 0
@@ -298,7 +306,8 @@ def draw_today(view):
     axis.set_xlim(0, width)
     axis.set_yticks([])
     axis.set_title(f'{view["device"]}, {timeline["date"]:%a %d %b} ({view["timezone"]}): '
-                   "green ON, orange OFF, grey no reading", fontsize=10)
+                   "green ON, orange OFF, grey no reading"
+                   + ("; dark band below: scheduled outage" if windows else ""), fontsize=10)
     return _png(figure)
 
 

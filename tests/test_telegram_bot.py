@@ -231,6 +231,67 @@ def test_outages_lists_the_last_ones_newest_first(bot, fake_api):
                                  "26 Oct 23:30 – 27 Oct 00:40: 1 h 10 min"]
 
 
+SCHEDULE_ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//blackout-monitor tests//EN
+BEGIN:VEVENT
+UID:possible-night@test
+DTSTAMP:20251020T000000Z
+DTSTART:20251026T210000Z
+DTEND:20251026T230000Z
+SUMMARY:Possible outage (group 3.1)
+END:VEVENT
+BEGIN:VEVENT
+UID:morning@test
+DTSTAMP:20251020T000000Z
+DTSTART:20251027T053000Z
+DTEND:20251027T080000Z
+SUMMARY:Outage (group 3.1)
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def plan_runs(photo):
+    """Rows of the picture holding a run of 20+ pixels in the schedule band's exact colour."""
+    import io
+
+    import matplotlib.image
+
+    pixels = (matplotlib.image.imread(io.BytesIO(photo), format="png")[:, :, :3] * 255).round().astype(int)
+    plan = tuple(int(status_page.PLAN_COLOUR[i:i + 2], 16) for i in (1, 3, 5))
+    rows = 0
+    for row in pixels:
+        run = best = 0
+        for pixel in row:
+            run = run + 1 if tuple(pixel) == plan else 0
+            best = max(best, run)
+        rows += best >= 20
+    return rows
+
+
+def test_the_schedule_beside_each_outage_and_under_todays_timeline(cloud, bot_config, fake_api, tmp_path):
+    """A feed (a file here) with a possible window over the night's outage and a definite one
+    (07:30-10:00 Kyiv, 05:30-08:00Z) over the morning's: /outages says which, /today draws the band."""
+    client, _meter = cloud
+    feed = tmp_path / "group-3.1.ics"
+    feed.write_text(SCHEDULE_ICS)
+    config = {**bot_config, "schedule_ics": [str(feed)], "schedule_possible": utils.SCHEDULE_POSSIBLE,
+              "schedule_cache": str(tmp_path / "cache")}
+    bot = telegram_bot.Bot(config, lambda: client)
+    assert bot.handle(channel_post("/outages"), NOW) == "answered"
+    (_method, _chat, text, _photo), = fake_api.sent()
+    assert text.splitlines()[1:] == ["27 Oct 08:00 – 08:45: 45 min (scheduled 27 Oct 07:30–10:00)",
+                                     "26 Oct 23:30 – 27 Oct 00:40: 1 h 10 min (in a possible outage 26 Oct 23:00–27 Oct 01:00)"]
+    assert bot.handle(private_message("/today"), NOW) == "answered"
+    (_method, _chat, caption, with_band) = fake_api.sent()[-1]
+    assert "27 Oct 08:00 – 08:45: 45 min (scheduled 27 Oct 07:30–10:00)" in caption.splitlines()
+    plain = telegram_bot.Bot(bot_config, lambda: client)
+    assert plain.handle(private_message("/today"), NOW) == "answered"
+    (_method, _chat, _caption, without) = fake_api.sent()[-1]
+    assert plan_runs(with_band) > 0 and plan_runs(without) == 0
+
+
 @pytest.mark.parametrize("config_change, expected", [
     ({}, f"{DEVICE}: no status page is configured (status_pages in config.toml)."),
     ({"status_page_id": "Zq3xY7-abcdefghijklmnop"}, f"{DEVICE}: a page id is set, but not where the page is served"),
