@@ -166,6 +166,20 @@ def test_parameters_validate_like_the_config(template):
     assert parameters["S3Prefix"]["Default"] == utils.KEYS["s3_prefix"][1]
 
 
+def test_the_schedule_reaches_every_function_that_tells_of_outages(template):
+    import re
+
+    pattern = re.compile(template["Parameters"]["ScheduleIcs"]["AllowedPattern"])
+    for value in ("", "https://example.org/a.ics", "https://example.org/a.ics webcal://example.org/b.ics"):
+        assert pattern.match(value), value
+    for value in (" https://example.org/a.ics", "https://a.ics  https://b.ics", "https://a.ics\nhttps://b.ics"):
+        assert not pattern.match(value), value
+    for name in ("WatchdogFunction", "StatusPageFunction", "TelegramBotFunction"):
+        variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["BLACKOUT_SCHEDULE_ICS"] == {"Fn::If": ["HasSchedule", {"Ref": "ScheduleIcs"},
+                                                                 {"Ref": "AWS::NoValue"}]}, name
+
+
 # --- the watchdog: package and deployment ----------------------------------------------------------
 
 PROJECT = TEMPLATE.parent.parent
@@ -275,13 +289,17 @@ def test_stack_deploys_into_moto_server(moto_server, aws_credentials, lambda_zip
          "--capabilities", "CAPABILITY_NAMED_IAM", "--parameter-overrides", f"TablePrefix={prefix}",
          "DeviceName=alex_rpi", "WatchedDevices=alex_rpi bob", "WatchdogCodeBucket=bm-code",
          "WatchdogCodeKey=watchdog-lambda.zip", "TimeZone=Europe/Kyiv",
-         "StatusPages=alex_rpi=AAAAAAAAAAAAAAAAAAAAAAAA bob=BBBBBBBBBBBBBBBBBBBBBBBB"],
+         "StatusPages=alex_rpi=AAAAAAAAAAAAAAAAAAAAAAAA bob=BBBBBBBBBBBBBBBBBBBBBBBB",
+         "ScheduleIcs=https://example.org/group-3.1.ics webcal://example.org/eskom.ics"],
         env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     function = boto3.client("lambda", **kwargs).get_function_configuration(FunctionName=f"{prefix}-watchdog")
     assert function["Handler"] == "watchdog.handler"
     assert function["Environment"]["Variables"]["BLACKOUT_WATCH"] == "alex_rpi bob"
+    schedule = "https://example.org/group-3.1.ics webcal://example.org/eskom.ics"
+    assert function["Environment"]["Variables"]["BLACKOUT_SCHEDULE_ICS"] == schedule
     page = boto3.client("lambda", **kwargs).get_function_configuration(FunctionName=f"{prefix}-status-page")
+    assert page["Environment"]["Variables"]["BLACKOUT_SCHEDULE_ICS"] == schedule
     assert page["Handler"] == "status_page.handler"
     assert page["Environment"]["Variables"]["BLACKOUT_STATUS_PAGES"].split() == [
         "alex_rpi=AAAAAAAAAAAAAAAAAAAAAAAA", "bob=BBBBBBBBBBBBBBBBBBBBBBBB"]
