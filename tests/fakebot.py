@@ -8,6 +8,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.fakehttp import reply_json
+
 BOT_USERNAME = "blackout_test_bot"
 
 
@@ -47,12 +49,7 @@ class FakeBotApi:
                 self.reply(status, answer)
 
             def reply(self, status, document):
-                payload = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                reply_json(self, status, document)
 
             def log_message(self, *args):
                 pass

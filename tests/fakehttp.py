@@ -7,6 +7,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
 
+def reply_json(handler, status, document, headers=None):
+    """Answer a BaseHTTPRequestHandler's request with `document` as JSON."""
+    payload = json.dumps(document).encode()
+    handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
 @dataclass
 class Request:
     path: str
@@ -38,14 +50,7 @@ class FakeServer:
                 form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
                 body_in = dict(parse_qsl(raw.decode())) if form else json.loads(raw)
                 server.requests.append(Request(self.path, dict(self.headers), body_in, status))
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                reply_json(self, status, body, headers)
 
             def log_message(self, *args):
                 pass
