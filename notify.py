@@ -43,7 +43,6 @@ from utils import channels_configured, check_channel_config, load_config, run_cl
 
 log = logging.getLogger("notify")
 
-# the schedule's keys where utils knows them (issue 26 adds them there)
 KEYS = ("notify_after",) + CHANNEL_KEYS + ("timezone",) + SCHEDULE_KEYS
 FORMAT_VERSION = 1
 NOTIFY_DIR = "notify"
