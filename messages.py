@@ -128,20 +128,16 @@ def outage_window(windows, at, early=SCHEDULE_EARLY):
     """The planned window of an outage that began at `at`, or None: the window in force then
     (a definite one before a possible one), else one starting within `early` after it. Windows
     of its kind that touch or overlap it are joined (feeds publish an outage hour by hour)."""
+    from schedule import merged  # the windows came from schedule.py: it is loaded already
+
+    windows = merged(windows)
     inside = [w for w in windows if w.start <= at < w.end]
     if not inside:
         inside = [w for w in windows if at < w.start <= at + early]
     if not inside:
         return None
     chosen = min(inside, key=lambda w: (w.possible, w.start))
-    start, end, kin = chosen.start, chosen.end, [w for w in windows if w.possible == chosen.possible]
-    grown = True
-    while grown:
-        grown = False
-        for window in kin:
-            if window.start <= end and window.end >= start and (window.start < start or window.end > end):
-                start, end, grown = min(start, window.start), max(end, window.end), True
-    return {"start": iso(start), "end": iso(end), "possible": bool(chosen.possible)}
+    return {"start": iso(chosen.start), "end": iso(chosen.end), "possible": bool(chosen.possible)}
 
 
 def schedule_fields(windows, at):

@@ -33,6 +33,7 @@ from aggregation import (
     pin_stats,
     run_minutes,
 )
+import schedule
 from messages import SCHEDULE_KEYS
 from utils import (
     EXIT_OK,
@@ -157,8 +158,6 @@ def live_windows(config, start, end, now):
     if not config.get("schedule_ics"):
         return None
     try:
-        import schedule
-
         return sorted({(w.start.astimezone(dt.timezone.utc), w.end.astimezone(dt.timezone.utc), bool(w.possible))
                        for w in schedule.windows(config, start, end, fetch=True, now=now)})
     except Exception as error:  # a broken schedule never costs the page
@@ -340,15 +339,18 @@ def day_windows(live, item, start, end, today):
     return None if chosen is None else _merged([window for window in chosen if window[0] < end and window[1] > start])
 
 
+def _as_windows(windows):
+    """The page's (start, end, possible) triples as schedule.Window, for schedule's rules."""
+    return [schedule.Window(start, end, possible, "") for start, end, possible in windows]
+
+
+def _triple(window):
+    return window.start, window.end, window.possible
+
+
 def _merged(windows):
-    """Touching or overlapping windows of one kind as one (feeds publish an outage hour by hour)."""
-    out = []
-    for window in sorted(windows, key=lambda w: (w[2], w[0], w[1])):
-        if out and out[-1][2] == window[2] and window[0] <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], window[1]), window[2])
-        else:
-            out.append(window)
-    return sorted(out)
+    """Touching or overlapping windows of one kind as one (schedule.merged), in start order."""
+    return sorted(_triple(window) for window in schedule.merged(_as_windows(windows)))
 
 
 def outage_schedule(timelines, start, end):
@@ -358,15 +360,9 @@ def outage_schedule(timelines, start, end):
     day = next((t for t in timelines if t["start"] <= start < t["end"]), None)
     if day is None or day["windows"] is None:
         return None
-    known = {window for t in timelines if t["windows"] for window in t["windows"]}
-    until = end if end is not None else start + MINUTE
-    best = None
-    for window in known:
-        overlap = min(until, window[1]) - max(start, window[0])
-        if overlap > dt.timedelta(0):
-            key = (window[2], -overlap, window[0])
-            best = min(best, (key, window)) if best else (key, window)
-    return {"window": best[1] if best else None}
+    known = sorted({window for t in timelines if t["windows"] for window in t["windows"]})
+    match = schedule.match_outage(_as_windows(known), start, end)
+    return {"window": None if match.window is None else _triple(match.window)}
 
 
 def schedule_now(today, live, now):
