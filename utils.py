@@ -402,16 +402,11 @@ def _schedule_sources(key, value):
         if item[:9].lower() == "webcal://":  # how calendar sites link a feed: it is https
             item = "https" + item[6:]
         if "://" in item:
-            from urllib.parse import urlsplit
-
             try:
-                parts = urlsplit(item)
-                parts.port  # noqa: B018 (a bad port raises ValueError)
-            except ValueError:
-                parts = None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                _http_url(secret=True)(key, item)  # the one URL check (a feed's URL may hold a token)
+            except ConfigError:
                 raise ConfigError(f"{key}: source {number} of {len(items)} ({len(item)} characters) is not an "
-                                  "http://, https:// or webcal:// URL")
+                                  "http://, https:// or webcal:// URL") from None
         else:
             from pathlib import Path
 
